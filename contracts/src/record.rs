@@ -1,0 +1,723 @@
+//! The shape of canonical messages, seen generically.
+//!
+//! Every message body is a *record*: a struct of named fields, each a scalar
+//! of a known [`Kind`], a nested record, or a list of records, plus the
+//! [`Extras`] a sender added that the standard does not name. The [`record!`]
+//! macro writes the struct and its [`Record`] implementation, so that a wire
+//! dialect is written once against this trait and works for every
+//! transaction: it walks the schema, never a particular struct.
+//!
+//! Field names are the national interface's names; they are the canonical
+//! vocabulary that every dialect maps its own names onto.
+
+use crate::codes::{Admdvs, ClrType, Insutype, MdtrtCertType, MedType, PsnCertType};
+use crate::money::{Age, DecimalError, Money, Price, Quantity, Ratio};
+use crate::time::{Date, DateTime, TimeError};
+use std::fmt;
+
+/// The most characters a text field may hold.
+pub const TEXT_CHARS_MAX: usize = 2_000;
+
+/// A code table a [`Kind::Code`] field draws from. Dialects with their own
+/// code tables translate by this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodeSet {
+    /// [`Insutype`].
+    Insutype,
+    /// [`MedType`].
+    MedType,
+    /// [`PsnCertType`].
+    PsnCertType,
+    /// [`MdtrtCertType`].
+    MdtrtCertType,
+    /// [`ClrType`].
+    ClrType,
+    /// [`Admdvs`].
+    Admdvs,
+}
+
+/// The kind of a scalar field: what its text means and how exact it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Free text (ids, codes without a table, names of institutions).
+    Text,
+    /// Personal data: names, ID numbers, diagnoses. Never logged in clear.
+    Secret,
+    /// Money, exact to the fen.
+    Money,
+    /// Unit price, 6 decimals.
+    Price,
+    /// Quantity, 4 decimals.
+    Quantity,
+    /// Ratio, 4 decimals.
+    Ratio,
+    /// Age in years, 1 decimal.
+    Age,
+    /// A calendar day.
+    Date,
+    /// A time to the second.
+    DateTime,
+    /// A time to the millisecond (`refmsg_time`, `respond_time`).
+    Stamp,
+    /// A whole number (`infcode`, counts).
+    Int,
+    /// A code from a table.
+    Code(CodeSet),
+}
+
+/// A scalar value, borrowed from a record or about to be stored in one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar<'a> {
+    /// [`Kind::Text`], [`Kind::Secret`] and [`Kind::Code`] values: the national text.
+    Text(&'a str),
+    /// [`Kind::Money`].
+    Money(Money),
+    /// [`Kind::Price`].
+    Price(Price),
+    /// [`Kind::Quantity`].
+    Quantity(Quantity),
+    /// [`Kind::Ratio`].
+    Ratio(Ratio),
+    /// [`Kind::Age`].
+    Age(Age),
+    /// [`Kind::Date`].
+    Date(Date),
+    /// [`Kind::DateTime`] and [`Kind::Stamp`].
+    DateTime(DateTime),
+    /// [`Kind::Int`].
+    Int(i64),
+}
+
+impl Scalar<'_> {
+    /// Appends the national interface's text form (without JSON quoting).
+    pub fn write_national(&self, kind: Kind, out: &mut String) {
+        use std::fmt::Write;
+        let _ = match self {
+            Scalar::Text(text) => {
+                out.push_str(text);
+                Ok(())
+            }
+            Scalar::Money(m) => write!(out, "{m}"),
+            Scalar::Price(v) => write!(out, "{v}"),
+            Scalar::Quantity(v) => write!(out, "{v}"),
+            Scalar::Ratio(v) => write!(out, "{v}"),
+            Scalar::Age(v) => write!(out, "{v}"),
+            Scalar::Date(d) => write!(out, "{d}"),
+            Scalar::DateTime(t) if kind == Kind::Stamp => {
+                out.push_str(&t.to_compact_millis());
+                Ok(())
+            }
+            Scalar::DateTime(t) => write!(out, "{t}"),
+            Scalar::Int(i) => write!(out, "{i}"),
+        };
+    }
+}
+
+/// Why a value was refused for a field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// A decimal that is not exact or out of range.
+    #[error(transparent)]
+    Decimal(#[from] DecimalError),
+    /// A malformed time.
+    #[error(transparent)]
+    Time(#[from] TimeError),
+    /// A code outside its table's form.
+    #[error(transparent)]
+    Code(#[from] crate::codes::CodeError),
+    /// Text too long or with characters no message may carry.
+    #[error("text longer than {TEXT_CHARS_MAX} characters or with control characters")]
+    Text,
+    /// Not a whole number.
+    #[error("not a whole number")]
+    Int,
+    /// A value of another kind: a dialect bug.
+    #[error("value of the wrong kind")]
+    Mismatch,
+}
+
+/// A type that can be stored in a scalar field.
+pub trait Value: Sized + Clone + PartialEq + fmt::Debug {
+    /// The field kind.
+    const KIND: Kind;
+    /// The value as a [`Scalar`].
+    fn scalar(&self) -> Scalar<'_>;
+    /// From a [`Scalar`] of this kind.
+    fn from_scalar(value: Scalar<'_>) -> Result<Self, ValueError>;
+    /// From the national interface's text form.
+    fn from_national(text: &str) -> Result<Self, ValueError>;
+}
+
+fn checked_text(text: &str) -> Result<&str, ValueError> {
+    let bad_char = |c: char| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}');
+    if text.len() > TEXT_CHARS_MAX * 4 || text.chars().count() > TEXT_CHARS_MAX || text.chars().any(bad_char) {
+        return Err(ValueError::Text);
+    }
+    Ok(text)
+}
+
+impl Value for String {
+    const KIND: Kind = Kind::Text;
+    fn scalar(&self) -> Scalar<'_> {
+        Scalar::Text(self)
+    }
+    fn from_scalar(value: Scalar<'_>) -> Result<Self, ValueError> {
+        match value {
+            Scalar::Text(text) => Self::from_national(text),
+            _ => Err(ValueError::Mismatch),
+        }
+    }
+    fn from_national(text: &str) -> Result<Self, ValueError> {
+        checked_text(text).map(str::to_owned)
+    }
+}
+
+/// Personal data (a name, an ID number, a diagnosis): text whose `Debug`
+/// output is redacted so it cannot reach a log by accident.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps personal data.
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+    /// The data itself. Handle with care.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Value for Secret {
+    const KIND: Kind = Kind::Secret;
+    fn scalar(&self) -> Scalar<'_> {
+        Scalar::Text(&self.0)
+    }
+    fn from_scalar(value: Scalar<'_>) -> Result<Self, ValueError> {
+        match value {
+            Scalar::Text(text) => Self::from_national(text),
+            _ => Err(ValueError::Mismatch),
+        }
+    }
+    fn from_national(text: &str) -> Result<Self, ValueError> {
+        checked_text(text).map(|t| Secret(t.to_owned()))
+    }
+}
+
+macro_rules! copy_value {
+    ($ty:ty, $kind:expr, $variant:ident, $parse:expr) => {
+        impl Value for $ty {
+            const KIND: Kind = $kind;
+            fn scalar(&self) -> Scalar<'_> {
+                Scalar::$variant(*self)
+            }
+            fn from_scalar(value: Scalar<'_>) -> Result<Self, ValueError> {
+                match value {
+                    Scalar::$variant(v) => Ok(v),
+                    _ => Err(ValueError::Mismatch),
+                }
+            }
+            fn from_national(text: &str) -> Result<Self, ValueError> {
+                #[allow(clippy::redundant_closure_call)]
+                ($parse)(text).map_err(ValueError::from)
+            }
+        }
+    };
+}
+
+copy_value!(Money, Kind::Money, Money, Money::parse_yuan);
+copy_value!(Price, Kind::Price, Price, Price::parse);
+copy_value!(Quantity, Kind::Quantity, Quantity, Quantity::parse);
+copy_value!(Ratio, Kind::Ratio, Ratio, Ratio::parse);
+copy_value!(Age, Kind::Age, Age, Age::parse);
+copy_value!(Date, Kind::Date, Date, Date::parse);
+copy_value!(DateTime, Kind::DateTime, DateTime, DateTime::parse);
+copy_value!(i64, Kind::Int, Int, |text: &str| {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+        return Err(ValueError::Int);
+    }
+    text.parse::<i64>().map_err(|_| ValueError::Int)
+});
+
+/// A time to the millisecond, written `yyyyMMddHHmmssSSS` by the national interface.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Stamp(pub DateTime);
+
+impl Value for Stamp {
+    const KIND: Kind = Kind::Stamp;
+    fn scalar(&self) -> Scalar<'_> {
+        Scalar::DateTime(self.0)
+    }
+    fn from_scalar(value: Scalar<'_>) -> Result<Self, ValueError> {
+        match value {
+            Scalar::DateTime(t) => Ok(Stamp(t)),
+            _ => Err(ValueError::Mismatch),
+        }
+    }
+    fn from_national(text: &str) -> Result<Self, ValueError> {
+        Ok(Stamp(DateTime::parse_compact(text)?))
+    }
+}
+
+macro_rules! code_value {
+    ($ty:ty, $set:ident) => {
+        impl Value for $ty {
+            const KIND: Kind = Kind::Code(CodeSet::$set);
+            fn scalar(&self) -> Scalar<'_> {
+                Scalar::Text(self.code())
+            }
+            fn from_scalar(value: Scalar<'_>) -> Result<Self, ValueError> {
+                match value {
+                    Scalar::Text(text) => Self::from_national(text),
+                    _ => Err(ValueError::Mismatch),
+                }
+            }
+            fn from_national(text: &str) -> Result<Self, ValueError> {
+                Ok(<$ty>::parse(text)?)
+            }
+        }
+    };
+}
+
+code_value!(Insutype, Insutype);
+code_value!(MedType, MedType);
+code_value!(PsnCertType, PsnCertType);
+code_value!(MdtrtCertType, MdtrtCertType);
+code_value!(ClrType, ClrType);
+
+/// An admdvs is stored as its typed code; `scalar()` needs its text, kept alongside.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Region {
+    code: Admdvs,
+    text: [u8; 6],
+}
+
+impl Region {
+    /// From a typed code.
+    pub fn new(code: Admdvs) -> Region {
+        let mut text = [b'0'; 6];
+        let mut value = code.value();
+        for slot in text.iter_mut().rev() {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        Region { code, text }
+    }
+    /// The typed code.
+    pub fn admdvs(self) -> Admdvs {
+        self.code
+    }
+    /// The six digits.
+    pub fn as_str(&self) -> &str {
+        // Six ASCII digits are always UTF-8.
+        std::str::from_utf8(&self.text).unwrap_or("000000")
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Value for Region {
+    const KIND: Kind = Kind::Code(CodeSet::Admdvs);
+    fn scalar(&self) -> Scalar<'_> {
+        Scalar::Text(self.as_str())
+    }
+    fn from_scalar(value: Scalar<'_>) -> Result<Self, ValueError> {
+        match value {
+            Scalar::Text(text) => Self::from_national(text),
+            _ => Err(ValueError::Mismatch),
+        }
+    }
+    fn from_national(text: &str) -> Result<Self, ValueError> {
+        Ok(Region::new(Admdvs::parse(text)?))
+    }
+}
+
+/// Keys a sender added that the standard does not name, kept in order with
+/// their values as compact JSON text so they survive translation.
+///
+/// `Debug` shows the keys only: an unknown key may hold personal data.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Extras(pub Vec<(String, String)>);
+
+impl Extras {
+    /// The most extra keys one record may carry.
+    pub const KEYS_MAX: usize = 64;
+    /// The most bytes of JSON text one extra value may hold.
+    pub const VALUE_BYTES_MAX: usize = 16 * 1024;
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Extras {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(k, _)| k)).finish()
+    }
+}
+
+/// The shape of a field.
+#[derive(Clone, Copy)]
+pub enum Shape {
+    /// A scalar of this kind.
+    Scalar(Kind),
+    /// A nested record.
+    Record(fn() -> &'static Schema),
+    /// A list of records.
+    List(fn() -> &'static Schema),
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Scalar(kind) => write!(f, "{kind:?}"),
+            Shape::Record(schema) => write!(f, "Record({})", schema().name),
+            Shape::List(schema) => write!(f, "List({})", schema().name),
+        }
+    }
+}
+
+/// One field of a record.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldDef {
+    /// The national field name.
+    pub name: &'static str,
+    /// What it holds.
+    pub shape: Shape,
+    /// Whether a message without it is refused.
+    pub required: bool,
+    /// What the field means (from the standard), for specs and errors.
+    pub doc: &'static str,
+}
+
+/// A record type's fields.
+#[derive(Debug)]
+pub struct Schema {
+    /// The record's name.
+    pub name: &'static str,
+    /// Its fields, in the order they are written.
+    pub fields: &'static [FieldDef],
+}
+
+impl Schema {
+    /// The index of a field by its national name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+}
+
+/// A field, for reading.
+pub enum FieldRef<'a> {
+    /// A scalar, `None` when absent.
+    Scalar(Option<Scalar<'a>>),
+    /// A nested record, `None` when absent.
+    Record(Option<&'a dyn Record>),
+    /// A list of records.
+    List(&'a dyn RecordList),
+}
+
+/// A field, for writing.
+pub enum FieldMut<'a> {
+    /// A scalar.
+    Scalar(&'a mut dyn ScalarSlot),
+    /// A nested record: the slot creates it when absent.
+    Record(&'a mut dyn RecordSlot),
+    /// A list of records.
+    List(&'a mut dyn RecordList),
+}
+
+/// Storage of a scalar field: `Option<T>`, `None` when absent. Required
+/// fields are `Option` too; the schema says which, and [`first_missing`] finds them.
+pub trait ScalarSlot {
+    /// The field kind.
+    fn kind(&self) -> Kind;
+    /// Stores a value.
+    fn set(&mut self, value: Scalar<'_>) -> Result<(), ValueError>;
+    /// Stores a value given in the national text form.
+    fn set_national(&mut self, text: &str) -> Result<(), ValueError>;
+    /// Whether a value is stored (a decoder refuses a field given twice).
+    fn is_set(&self) -> bool;
+}
+
+/// Storage of a nested record (`R` or `Option<R>`).
+pub trait RecordSlot {
+    /// The record, created empty when absent.
+    fn get_or_insert(&mut self) -> &mut dyn Record;
+}
+
+/// A list of records.
+pub trait RecordList {
+    /// The element schema.
+    fn element_schema(&self) -> &'static Schema;
+    /// How many.
+    fn len(&self) -> usize;
+    /// Whether empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// One element.
+    fn get(&self, index: usize) -> Option<&dyn Record>;
+    /// Appends an empty element and returns it.
+    fn push_default(&mut self) -> &mut dyn Record;
+}
+
+/// A canonical record, seen generically. Implemented by [`record!`].
+pub trait Record: fmt::Debug + Send + Sync {
+    /// The record's schema.
+    fn schema(&self) -> &'static Schema;
+    /// Reads the field at `index` of the schema.
+    fn field(&self, index: usize) -> FieldRef<'_>;
+    /// Writes the field at `index` of the schema.
+    fn field_mut(&mut self, index: usize) -> FieldMut<'_>;
+    /// The sender's extra keys.
+    fn extras(&self) -> &Extras;
+    /// The sender's extra keys, for writing.
+    fn extras_mut(&mut self) -> &mut Extras;
+}
+
+/// A record type known statically.
+pub trait RecordType: Record + Default + Clone + PartialEq + 'static {
+    /// The schema.
+    fn static_schema() -> &'static Schema;
+}
+
+/// How a Rust field type appears in a schema and is reached generically.
+pub trait FieldType {
+    /// Its shape.
+    fn shape() -> Shape;
+    /// Reading.
+    fn field_ref(&self) -> FieldRef<'_>;
+    /// Writing.
+    fn field_mut(&mut self) -> FieldMut<'_>;
+}
+
+/// An optional scalar.
+impl<T: Value + Send + Sync + 'static> ScalarSlot for Option<T> {
+    fn kind(&self) -> Kind {
+        T::KIND
+    }
+    fn set(&mut self, value: Scalar<'_>) -> Result<(), ValueError> {
+        *self = Some(T::from_scalar(value)?);
+        Ok(())
+    }
+    fn set_national(&mut self, text: &str) -> Result<(), ValueError> {
+        *self = Some(T::from_national(text)?);
+        Ok(())
+    }
+    fn is_set(&self) -> bool {
+        self.is_some()
+    }
+}
+
+/// Wraps an optional scalar for [`FieldType`].
+pub fn optional_field_ref<T: Value>(value: &Option<T>) -> FieldRef<'_> {
+    FieldRef::Scalar(value.as_ref().map(Value::scalar))
+}
+
+impl<R: RecordType> RecordSlot for R {
+    fn get_or_insert(&mut self) -> &mut dyn Record {
+        self
+    }
+}
+
+impl<R: RecordType> RecordSlot for Option<R> {
+    fn get_or_insert(&mut self) -> &mut dyn Record {
+        self.get_or_insert_with(R::default)
+    }
+}
+
+impl<R: RecordType> RecordList for Vec<R> {
+    fn element_schema(&self) -> &'static Schema {
+        R::static_schema()
+    }
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn get(&self, index: usize) -> Option<&dyn Record> {
+        self.as_slice().get(index).map(|r| r as &dyn Record)
+    }
+    fn push_default(&mut self) -> &mut dyn Record {
+        self.push(R::default());
+        let last = Vec::len(self) - 1;
+        &mut self[last]
+    }
+}
+
+/// Writes a canonical record struct and its [`Record`] implementation.
+///
+/// Each field is `name: MODE Type` with MODE one of `req` (required scalar,
+/// stored as `Option` and checked by [`first_missing`]), `opt` (optional scalar), `rec` (required record), `optrec` (optional
+/// record) or `list` (list of records). Every struct also gets `extras`.
+#[macro_export]
+macro_rules! record {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[doc = $doc:literal])* $field:ident : $mode:ident $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct $name {
+            $( $(#[doc = $doc])* pub $field: $crate::record!(@type $mode $ty), )*
+            /// Keys the sender added that the standard does not name.
+            pub extras: $crate::record::Extras,
+        }
+
+        impl $crate::record::Record for $name {
+            fn schema(&self) -> &'static $crate::record::Schema {
+                <Self as $crate::record::RecordType>::static_schema()
+            }
+            #[allow(unused_assignments, unused_mut, unused_variables)]
+            fn field(&self, index: usize) -> $crate::record::FieldRef<'_> {
+                let mut at = 0usize;
+                $(
+                    if index == at {
+                        return $crate::record!(@ref $mode self.$field);
+                    }
+                    at += 1;
+                )*
+                $crate::record::FieldRef::Scalar(None)
+            }
+            #[allow(unused_assignments, unused_mut, unused_variables)]
+            fn field_mut(&mut self, index: usize) -> $crate::record::FieldMut<'_> {
+                let mut at = 0usize;
+                $(
+                    if index == at {
+                        return $crate::record!(@mut $mode self.$field);
+                    }
+                    at += 1;
+                )*
+                unreachable!("field index {index} beyond the schema of {}", stringify!($name))
+            }
+            fn extras(&self) -> &$crate::record::Extras {
+                &self.extras
+            }
+            fn extras_mut(&mut self) -> &mut $crate::record::Extras {
+                &mut self.extras
+            }
+        }
+
+        impl $crate::record::RecordType for $name {
+            fn static_schema() -> &'static $crate::record::Schema {
+                static SCHEMA: $crate::record::Schema = $crate::record::Schema {
+                    name: stringify!($name),
+                    fields: &[
+                        $( $crate::record::FieldDef {
+                            name: stringify!($field),
+                            shape: $crate::record!(@shape $mode $ty),
+                            required: $crate::record!(@required $mode),
+                            doc: concat!($($doc),*),
+                        }, )*
+                    ],
+                };
+                &SCHEMA
+            }
+        }
+    };
+
+    (@type req $ty:ty) => { Option<$ty> };
+    (@type opt $ty:ty) => { Option<$ty> };
+    (@type rec $ty:ty) => { $ty };
+    (@type optrec $ty:ty) => { Option<$ty> };
+    (@type list $ty:ty) => { Vec<$ty> };
+
+    (@ref req $e:expr) => { $crate::record::optional_field_ref(&$e) };
+    (@ref opt $e:expr) => { $crate::record::optional_field_ref(&$e) };
+    (@ref rec $e:expr) => { $crate::record::FieldRef::Record(Some(&$e)) };
+    (@ref optrec $e:expr) => { $crate::record::FieldRef::Record($e.as_ref().map(|r| r as &dyn $crate::record::Record)) };
+    (@ref list $e:expr) => { $crate::record::FieldRef::List(&$e) };
+
+    (@mut req $e:expr) => { $crate::record::FieldMut::Scalar(&mut $e) };
+    (@mut opt $e:expr) => { $crate::record::FieldMut::Scalar(&mut $e) };
+    (@mut rec $e:expr) => { $crate::record::FieldMut::Record(&mut $e) };
+    (@mut optrec $e:expr) => { $crate::record::FieldMut::Record(&mut $e) };
+    (@mut list $e:expr) => { $crate::record::FieldMut::List(&mut $e) };
+
+    (@shape req $ty:ty) => { $crate::record::Shape::Scalar(<$ty as $crate::record::Value>::KIND) };
+    (@shape opt $ty:ty) => { $crate::record::Shape::Scalar(<$ty as $crate::record::Value>::KIND) };
+    (@shape rec $ty:ty) => { $crate::record::Shape::Record(<$ty as $crate::record::RecordType>::static_schema) };
+    (@shape optrec $ty:ty) => { $crate::record::Shape::Record(<$ty as $crate::record::RecordType>::static_schema) };
+    (@shape list $ty:ty) => { $crate::record::Shape::List(<$ty as $crate::record::RecordType>::static_schema) };
+
+    (@required req) => { true };
+    (@required rec) => { true };
+    (@required $other:ident) => { false };
+}
+
+/// Where in a message a field is, for error messages: `input.data.psn_no`,
+/// `input.feedetail[3].cnt`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Path(String);
+
+impl Path {
+    /// The root.
+    pub fn root() -> Path {
+        Path(String::new())
+    }
+    /// A named child.
+    pub fn key(&self, name: &str) -> Path {
+        if self.0.is_empty() {
+            Path(name.to_owned())
+        } else {
+            Path(format!("{}.{name}", self.0))
+        }
+    }
+    /// A list element.
+    pub fn index(&self, index: usize) -> Path {
+        Path(format!("{}[{index}]", self.0))
+    }
+    /// As text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The first required field missing anywhere in `record`, with its path.
+pub fn first_missing(record: &dyn Record, path: &Path) -> Option<Path> {
+    let schema = record.schema();
+    for (index, def) in schema.fields.iter().enumerate() {
+        match record.field(index) {
+            FieldRef::Scalar(None | Some(Scalar::Text(""))) if def.required => return Some(path.key(def.name)),
+            FieldRef::Record(None) if def.required => return Some(path.key(def.name)),
+            FieldRef::Record(Some(child)) => {
+                if let Some(missing) = first_missing(child, &path.key(def.name)) {
+                    return Some(missing);
+                }
+            }
+            FieldRef::List(list) => {
+                for i in 0..list.len() {
+                    if let Some(missing) = list.get(i).and_then(|child| first_missing(child, &path.key(def.name).index(i))) {
+                        return Some(missing);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}

@@ -1,0 +1,277 @@
+//! Times on the Asia/Shanghai clock (UTC+8, no daylight saving since 1991),
+//! which every party to the interface uses.
+
+use chrono::{Datelike, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
+use std::fmt;
+
+/// Why a time text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid {expected} time")]
+pub struct TimeError {
+    /// The form that was expected, e.g. `yyyy-MM-dd HH:mm:ss`.
+    pub expected: &'static str,
+}
+
+/// The offset of Asia/Shanghai.
+pub fn shanghai() -> FixedOffset {
+    // 8 hours east is always a valid offset; the match keeps this free of panics.
+    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
+}
+
+fn digits<const N: usize>(bytes: &[u8]) -> Option<u32> {
+    if bytes.len() != N || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        bytes
+            .iter()
+            .fold(0u32, |acc, &b| acc * 10 + u32::from(b - b'0')),
+    )
+}
+
+fn civil(y: u32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> Option<NaiveDateTime> {
+    NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, mo, d)?.and_hms_milli_opt(h, mi, s, ms)
+}
+
+/// A calendar day (`brdy`, `stmt_begndate`, a clearing day).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(NaiveDate);
+
+impl Date {
+    /// From year, month and day.
+    pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<Date> {
+        NaiveDate::from_ymd_opt(year, month, day).map(Date)
+    }
+
+    /// The chrono value.
+    pub fn naive(self) -> NaiveDate {
+        self.0
+    }
+
+    /// Parses `yyyy-MM-dd`; also `yyyy-MM-dd HH:mm:ss` at midnight, which one platform sends for `brdy`.
+    pub fn parse(text: &str) -> Result<Date, TimeError> {
+        const EXPECTED: TimeError = TimeError { expected: "yyyy-MM-dd" };
+        let b = text.as_bytes();
+        let date_part = match b.len() {
+            10 => b,
+            19 if &b[10..] == b" 00:00:00" => &b[..10],
+            _ => return Err(EXPECTED),
+        };
+        if date_part[4] != b'-' || date_part[7] != b'-' {
+            return Err(EXPECTED);
+        }
+        let y = digits::<4>(&date_part[..4]).ok_or(EXPECTED)?;
+        let m = digits::<2>(&date_part[5..7]).ok_or(EXPECTED)?;
+        let d = digits::<2>(&date_part[8..10]).ok_or(EXPECTED)?;
+        NaiveDate::from_ymd_opt(y as i32, m, d)
+            .map(Date)
+            .ok_or(EXPECTED)
+    }
+
+    /// Parses `yyyyMMdd`.
+    pub fn parse_compact(text: &str) -> Result<Date, TimeError> {
+        const EXPECTED: TimeError = TimeError { expected: "yyyyMMdd" };
+        let b = text.as_bytes();
+        if b.len() != 8 {
+            return Err(EXPECTED);
+        }
+        let y = digits::<4>(&b[..4]).ok_or(EXPECTED)?;
+        let m = digits::<2>(&b[4..6]).ok_or(EXPECTED)?;
+        let d = digits::<2>(&b[6..8]).ok_or(EXPECTED)?;
+        NaiveDate::from_ymd_opt(y as i32, m, d)
+            .map(Date)
+            .ok_or(EXPECTED)
+    }
+
+    /// `yyyyMMdd`.
+    pub fn to_compact(self) -> String {
+        format!("{:04}{:02}{:02}", self.0.year(), self.0.month(), self.0.day())
+    }
+}
+
+impl fmt::Display for Date {
+    /// `yyyy-MM-dd`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.0.year(), self.0.month(), self.0.day())
+    }
+}
+
+impl fmt::Debug for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A time of day on the Shanghai clock, to the millisecond (`inf_time`,
+/// `setl_time`, `refmsg_time`). Most fields carry seconds; `refmsg_time` and
+/// `respond_time` carry milliseconds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DateTime(NaiveDateTime);
+
+impl DateTime {
+    /// The current time on the Shanghai clock.
+    pub fn now() -> DateTime {
+        DateTime(Utc::now().with_timezone(&shanghai()).naive_local())
+    }
+
+    /// From the civil fields on the Shanghai clock.
+    pub fn from_civil(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> Option<DateTime> {
+        civil(u32::try_from(y).ok()?, mo, d, h, mi, s, ms).map(DateTime)
+    }
+
+    /// The chrono value (Shanghai wall clock).
+    pub fn naive(self) -> NaiveDateTime {
+        self.0
+    }
+
+    /// The instant as Unix milliseconds.
+    pub fn unix_millis(self) -> i64 {
+        match shanghai().from_local_datetime(&self.0).single() {
+            Some(at) => at.timestamp_millis(),
+            None => self.0.and_utc().timestamp_millis() - 8 * 3_600_000,
+        }
+    }
+
+    /// From Unix milliseconds.
+    pub fn from_unix_millis(millis: i64) -> Option<DateTime> {
+        chrono::DateTime::from_timestamp_millis(millis)
+            .map(|at| DateTime(at.with_timezone(&shanghai()).naive_local()))
+    }
+
+    /// The clearing day this time falls on.
+    pub fn date(self) -> Date {
+        Date(self.0.date())
+    }
+
+    /// The same time without its milliseconds.
+    pub fn truncated_to_seconds(self) -> DateTime {
+        DateTime(self.0.with_nanosecond(0).unwrap_or(self.0))
+    }
+
+    /// Milliseconds part.
+    pub fn millis(self) -> u32 {
+        self.0.nanosecond() / 1_000_000
+    }
+
+    /// Parses `yyyy-MM-dd HH:mm:ss` (the national form).
+    pub fn parse(text: &str) -> Result<DateTime, TimeError> {
+        const EXPECTED: TimeError = TimeError { expected: "yyyy-MM-dd HH:mm:ss" };
+        let b = text.as_bytes();
+        if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+            return Err(EXPECTED);
+        }
+        let parts = (
+            digits::<4>(&b[..4]),
+            digits::<2>(&b[5..7]),
+            digits::<2>(&b[8..10]),
+            digits::<2>(&b[11..13]),
+            digits::<2>(&b[14..16]),
+            digits::<2>(&b[17..19]),
+        );
+        match parts {
+            (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(s)) => {
+                civil(y, mo, d, h, mi, s, 0).map(DateTime).ok_or(EXPECTED)
+            }
+            _ => Err(EXPECTED),
+        }
+    }
+
+    /// Parses `yyyyMMddHHmmss` (14 digits) or `yyyyMMddHHmmssSSS` (17 digits).
+    pub fn parse_compact(text: &str) -> Result<DateTime, TimeError> {
+        const EXPECTED: TimeError = TimeError { expected: "yyyyMMddHHmmss[SSS]" };
+        let b = text.as_bytes();
+        if b.len() != 14 && b.len() != 17 {
+            return Err(EXPECTED);
+        }
+        let ms = if b.len() == 17 { digits::<3>(&b[14..17]) } else { Some(0) };
+        let parts = (
+            digits::<4>(&b[..4]),
+            digits::<2>(&b[4..6]),
+            digits::<2>(&b[6..8]),
+            digits::<2>(&b[8..10]),
+            digits::<2>(&b[10..12]),
+            digits::<2>(&b[12..14]),
+            ms,
+        );
+        match parts {
+            (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(s), Some(ms)) => {
+                civil(y, mo, d, h, mi, s, ms).map(DateTime).ok_or(EXPECTED)
+            }
+            _ => Err(EXPECTED),
+        }
+    }
+
+    /// `yyyyMMddHHmmss`.
+    pub fn to_compact(self) -> String {
+        let t = self.0;
+        format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
+
+    /// `yyyyMMddHHmmssSSS`.
+    pub fn to_compact_millis(self) -> String {
+        format!("{}{:03}", self.to_compact(), self.millis())
+    }
+}
+
+impl fmt::Display for DateTime {
+    /// `yyyy-MM-dd HH:mm:ss`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
+}
+
+impl fmt::Debug for DateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03}", self, self.millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn national_and_compact_forms_agree() {
+        let a = DateTime::parse("2021-09-24 08:28:27");
+        let b = DateTime::parse_compact("20210924082827");
+        assert_eq!(a, b);
+        let t = DateTime::parse_compact("20210924082827123");
+        assert_eq!(t.map(|t| (t.millis(), t.to_compact_millis())), Ok((123, "20210924082827123".into())));
+    }
+
+    #[test]
+    fn impossible_times_are_refused() {
+        for bad in ["2021-02-29 00:00:00", "2021-13-01 00:00:00", "2021-09-24T08:28:27", "2021-09-24 24:00:00", "２０２１-09-24 08:28:27"] {
+            assert!(DateTime::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Date::parse("1980-02-30").is_err());
+        assert_eq!(Date::parse("1980-01-01 00:00:00"), Date::parse("1980-01-01"));
+    }
+
+    #[test]
+    fn clearing_day_follows_the_shanghai_clock() {
+        // 2024-03-01 16:30 UTC is already 2024-03-02 00:30 in Shanghai.
+        let utc_millis = 1_709_310_600_000;
+        let t = DateTime::from_unix_millis(utc_millis);
+        assert_eq!(t.map(|t| t.date().to_string()).as_deref(), Some("2024-03-02"));
+        assert_eq!(t.map(DateTime::unix_millis), Some(utc_millis));
+    }
+}
