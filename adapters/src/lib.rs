@@ -1,1 +1,10 @@
+//! Wire dialects of the cross-region settlement interface. Each module turns
+//! one dialect's bytes into the canonical model of `contracts` and back; the
+//! gateway reaches them only through [`Dialect`].
 
+pub mod dialect;
+pub mod json;
+pub mod national;
+pub mod trail;
+
+pub use dialect::{dialect, Dialect, Limits, DIALECTS};

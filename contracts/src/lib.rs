@@ -11,6 +11,7 @@ pub mod message;
 pub mod model;
 pub mod money;
 pub mod record;
+pub mod sample;
 pub mod time;
 pub mod transaction;
 pub mod validate;

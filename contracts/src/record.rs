@@ -261,8 +261,12 @@ impl Value for Stamp {
             _ => Err(ValueError::Mismatch),
         }
     }
+    /// `yyyyMMddHHmmssSSS`; a platform that writes `yyyy-MM-dd HH:mm:ss` is understood too.
     fn from_national(text: &str) -> Result<Self, ValueError> {
-        Ok(Stamp(DateTime::parse_compact(text)?))
+        match DateTime::parse_compact(text) {
+            Ok(t) => Ok(Stamp(t)),
+            Err(e) => DateTime::parse(text).map(Stamp).map_err(|_| e.into()),
+        }
     }
 }
 

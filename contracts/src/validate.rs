@@ -199,6 +199,10 @@ fn check_fee_lines(lines: &[FeeDetail], infno: Infno) -> Result<(), Refusal> {
                 ),
             ));
         }
+        let is_upload = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload);
+        if is_upload && line.mdtrt_id.as_deref().is_none_or(str::is_empty) {
+            return Err(Refusal::new(ErrorCode::MissingField, format!("input.feedetail[{index}].mdtrt_id")));
+        }
         if infno == Infno::OutpatientFeeUpload && line.cnt.is_some_and(|c| c.scaled() < 0) {
             return Err(Refusal::new(
                 ErrorCode::InvalidValue,

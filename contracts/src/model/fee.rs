@@ -9,8 +9,8 @@ crate::record! {
     pub struct FeeDetail {
         /// Line serial number (费用明细流水号), unique within the visit.
         feedetl_sn: req String,
-        /// Visit id.
-        mdtrt_id: req String,
+        /// Visit id: required in 2204 and 2301; a pharmacy purchase has none.
+        mdtrt_id: opt String,
         /// Person number.
         psn_no: req String,
         /// Charge batch number (收费批次号).

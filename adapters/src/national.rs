@@ -1,0 +1,412 @@
+//! The national dialect: the national platform's JSON interface, as hospital
+//! systems everywhere and the Beijing platform speak it.
+//!
+//! Reading is forgiving where real systems differ and exact about money:
+//! `infcode` and amounts come as numbers or strings, amounts with any number
+//! of written decimals (`9`, `296.2`, `1200.000`) but never more significant
+//! ones than a fen; `null` and `""` mean absent; keys the standard does not
+//! name are kept and sent on. Writing is strict: amounts are numbers with
+//! exactly their kind's decimals, times in the standard's forms, absent fields
+//! left out, lists always lists.
+
+use crate::dialect::{Dialect, Limits};
+use crate::json::{write_string, JsonError, Reader, Token};
+use crate::trail::{Step, Trail};
+use contracts::model::envelope::{AnswerEnvelope, RequestEnvelope};
+use contracts::record::{Extras, FieldMut, FieldRef, Kind, Record, Scalar, Shape};
+use contracts::{Answer, AnswerBody, ErrorCode, Infno, Refusal, Request, RequestBody};
+
+/// The national JSON dialect.
+pub struct National;
+
+impl Dialect for National {
+    fn name(&self) -> &'static str {
+        "national"
+    }
+
+    fn media_type(&self) -> &'static str {
+        "application/json; charset=utf-8"
+    }
+
+    fn decode_request(&self, bytes: &[u8], limits: &Limits) -> Result<Request, Refusal> {
+        decode_request(bytes, limits)
+    }
+
+    fn encode_request(&self, request: &Request) -> Vec<u8> {
+        encode_request(request)
+    }
+
+    fn decode_answer(&self, infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answer, Refusal> {
+        decode_answer(infno, bytes, limits)
+    }
+
+    fn encode_answer(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
+        encode_answer(answer)
+    }
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, Refusal> {
+    // Some Windows systems start their UTF-8 with a byte-order mark.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        Refusal::new(ErrorCode::WrongEncoding, format!("not UTF-8 at byte {}", e.valid_up_to()))
+    })
+}
+
+fn json_refusal(error: JsonError, trail: &Trail<'_>) -> Refusal {
+    match error {
+        JsonError::Syntax(at, what) => trail.refuse(ErrorCode::Malformed, format_args!("{what} at byte {at}")),
+        JsonError::TooDeep(at) => trail.refuse(ErrorCode::TooDeep, format_args!("nested too deeply at byte {at}")),
+    }
+}
+
+/// Decodes fields of one JSON object into records.
+struct Decoder<'a, 't> {
+    reader: Reader<'a>,
+    limits: &'t Limits,
+    trail: Trail<'static>,
+}
+
+impl<'a> Decoder<'a, '_> {
+    fn next(&mut self) -> Result<Token<'a>, Refusal> {
+        self.reader.next().map_err(|e| json_refusal(e, &self.trail))
+    }
+
+    fn next_key(&mut self, first: bool) -> Result<Option<std::borrow::Cow<'a, str>>, Refusal> {
+        self.reader.next_key(first).map_err(|e| json_refusal(e, &self.trail))
+    }
+
+    fn skip_value(&mut self) -> Result<&'a str, Refusal> {
+        self.reader.skip_value().map_err(|e| json_refusal(e, &self.trail))
+    }
+
+    /// Reads a scalar's text: `None` for `null` and `""`.
+    fn scalar_text(&mut self) -> Result<Option<std::borrow::Cow<'a, str>>, Refusal> {
+        match self.next()? {
+            Token::Null => Ok(None),
+            Token::String(text) if text.is_empty() => Ok(None),
+            Token::String(text) => Ok(Some(text)),
+            Token::Number(text) => Ok(Some(text.into())),
+            Token::Bool(_) => Err(self.trail.refuse(ErrorCode::InvalidValue, "expected a string or a number, found a boolean")),
+            Token::ObjectStart | Token::ArrayStart => {
+                Err(self.trail.refuse(ErrorCode::Malformed, "expected a string or a number"))
+            }
+        }
+    }
+
+    /// Reads the rest of an object (its `{` consumed) into `record`.
+    fn record(&mut self, record: &mut dyn Record) -> Result<(), Refusal> {
+        let mut seen = Seen::default();
+        let mut first = true;
+        while let Some(key) = self.next_key(first)? {
+            first = false;
+            self.field(record, &key, &mut seen)?;
+        }
+        Ok(())
+    }
+
+    /// Reads one key's value into `record`: a field of its schema, or an extra.
+    fn field(&mut self, record: &mut dyn Record, key: &str, seen: &mut Seen) -> Result<(), Refusal> {
+        let schema = record.schema();
+        let Some(index) = schema.index_of(key) else {
+            return self.extra(record.extras_mut(), key);
+        };
+        let def = &schema.fields[index];
+        self.trail.push(Step::Name(def.name));
+        if !seen.insert(index) {
+            return Err(self.trail.refuse(ErrorCode::DuplicateField, "given twice"));
+        }
+        match record.field_mut(index) {
+            FieldMut::Scalar(slot) => {
+                if let Some(text) = self.scalar_text()? {
+                    slot.set_national(&text).map_err(|e| self.trail.invalid(&e))?;
+                }
+            }
+            FieldMut::Record(slot) => match self.next()? {
+                Token::ObjectStart => self.record(slot.get_or_insert())?,
+                Token::Null => {}
+                Token::String(text) if text.is_empty() => {}
+                _ => return Err(self.trail.refuse(ErrorCode::Malformed, "expected an object")),
+            },
+            FieldMut::List(list) => match self.next()? {
+                Token::ArrayStart => {
+                    let mut first = true;
+                    let mut count = 0;
+                    while self.reader.next_element(first).map_err(|e| json_refusal(e, &self.trail))? {
+                        first = false;
+                        if count == self.limits.items_max {
+                            return Err(self.trail.refuse(ErrorCode::TooMany, format_args!("more than {} items", self.limits.items_max)));
+                        }
+                        self.trail.push(Step::Index(count));
+                        match self.next()? {
+                            Token::ObjectStart => self.record(list.push_default())?,
+                            _ => return Err(self.trail.refuse(ErrorCode::Malformed, "expected an object")),
+                        }
+                        self.trail.pop();
+                        count += 1;
+                    }
+                }
+                Token::Null => {}
+                Token::String(text) if text.is_empty() => {}
+                _ => return Err(self.trail.refuse(ErrorCode::Malformed, "expected a list")),
+            },
+        }
+        self.trail.pop();
+        Ok(())
+    }
+
+    fn extra(&mut self, extras: &mut Extras, key: &str) -> Result<(), Refusal> {
+        let raw = self.skip_value()?;
+        if extras.0.iter().any(|(k, _)| k == key) {
+            return Err(self.trail.refuse(ErrorCode::DuplicateField, format_args!("extra key given twice ({} bytes of key)", key.len())));
+        }
+        if extras.0.len() == Extras::KEYS_MAX || raw.len() > Extras::VALUE_BYTES_MAX || key.len() > 64 {
+            return Err(self.trail.refuse(ErrorCode::TooMany, "too many or too large keys outside the standard"));
+        }
+        extras.0.push((key.to_owned(), raw.to_owned()));
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), Refusal> {
+        self.reader.finish().map_err(|e| json_refusal(e, &self.trail))
+    }
+}
+
+/// Which fields of a record were given (a record has at most 128 fields).
+#[derive(Default)]
+struct Seen(u128);
+
+impl Seen {
+    /// Marks `index`; `false` if it was marked already.
+    fn insert(&mut self, index: usize) -> bool {
+        let bit = 1u128 << (index % 128);
+        let fresh = self.0 & bit == 0;
+        self.0 |= bit;
+        fresh
+    }
+}
+
+fn open_object(decoder: &mut Decoder<'_, '_>, what: &str) -> Result<(), Refusal> {
+    match decoder.next()? {
+        Token::ObjectStart => Ok(()),
+        _ => Err(Refusal::new(ErrorCode::Malformed, format!("{what} is a JSON object"))),
+    }
+}
+
+/// Decodes a national request.
+pub fn decode_request(bytes: &[u8], limits: &Limits) -> Result<Request, Refusal> {
+    limits.check_size(bytes)?;
+    let text = utf8(bytes)?;
+    let mut decoder = Decoder { reader: Reader::new(text, limits.depth_max), limits, trail: Trail::new() };
+    open_object(&mut decoder, "a request")?;
+    let mut envelope = RequestEnvelope::default();
+    let mut seen = Seen::default();
+    let mut input: Option<RequestBody> = None;
+    let mut deferred_input: Option<(&str, usize)> = None;
+    let mut infno: Option<Infno> = None;
+    let mut infno_seen = false;
+    let mut first = true;
+    while let Some(key) = decoder.next_key(first)? {
+        first = false;
+        match &*key {
+            "infno" => {
+                decoder.trail.push(Step::Name("infno"));
+                if std::mem::replace(&mut infno_seen, true) {
+                    return Err(decoder.trail.refuse(ErrorCode::DuplicateField, "given twice"));
+                }
+                let text = decoder.scalar_text()?.ok_or_else(|| Refusal::new(ErrorCode::MissingField, "infno"))?;
+                infno = Some(Infno::from_code(&text).ok_or_else(|| unknown_transaction(&text))?);
+                decoder.trail.pop();
+            }
+            "input" => {
+                if input.is_some() || deferred_input.is_some() {
+                    return Err(Refusal::new(ErrorCode::DuplicateField, "input: given twice"));
+                }
+                match infno {
+                    // The usual order: infno first, so the body is read in one pass.
+                    Some(known) => input = Some(decode_input(&mut decoder, known)?),
+                    None => {
+                        let depth = decoder.reader.depth();
+                        deferred_input = Some((decoder.skip_value()?, depth));
+                    }
+                }
+            }
+            other => decoder.field(&mut envelope, other, &mut seen)?,
+        }
+    }
+    decoder.finish()?;
+    let infno = infno.ok_or_else(|| Refusal::new(ErrorCode::MissingField, "infno"))?;
+    let input = match (input, deferred_input) {
+        (Some(body), _) => body,
+        (None, Some((raw, depth))) => {
+            let mut nested = Decoder { reader: Reader::nested(raw, depth, limits.depth_max), limits, trail: Trail::new() };
+            decode_input(&mut nested, infno)?
+        }
+        (None, None) => RequestBody::empty(infno),
+    };
+    Ok(Request { envelope, input })
+}
+
+fn unknown_transaction(text: &str) -> Refusal {
+    // A transaction number is short and not personal; anything else is not repeated.
+    if text.len() <= 8 && text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Refusal::new(ErrorCode::UnknownTransaction, format!("infno {text}"))
+    } else {
+        Refusal::new(ErrorCode::UnknownTransaction, "infno")
+    }
+}
+
+fn decode_input(decoder: &mut Decoder<'_, '_>, infno: Infno) -> Result<RequestBody, Refusal> {
+    let mut body = RequestBody::empty(infno);
+    decoder.trail.push(Step::Name("input"));
+    match decoder.next()? {
+        Token::ObjectStart => decoder.record(body.record_mut())?,
+        Token::Null => {}
+        Token::String(text) if text.is_empty() => {}
+        _ => return Err(decoder.trail.refuse(ErrorCode::Malformed, "expected an object")),
+    }
+    decoder.trail.pop();
+    Ok(body)
+}
+
+/// Decodes a national answer to a request of transaction `infno`.
+pub fn decode_answer(infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answer, Refusal> {
+    limits.check_size(bytes)?;
+    let text = utf8(bytes)?;
+    let mut decoder = Decoder { reader: Reader::new(text, limits.depth_max), limits, trail: Trail::new() };
+    open_object(&mut decoder, "an answer")?;
+    let mut envelope = AnswerEnvelope::default();
+    let mut seen = Seen::default();
+    let mut output: Option<AnswerBody> = None;
+    let mut output_seen = false;
+    let mut first = true;
+    while let Some(key) = decoder.next_key(first)? {
+        first = false;
+        if key == "output" {
+            decoder.trail.push(Step::Name("output"));
+            if std::mem::replace(&mut output_seen, true) {
+                return Err(decoder.trail.refuse(ErrorCode::DuplicateField, "given twice"));
+            }
+            match decoder.next()? {
+                Token::ObjectStart => {
+                    let mut body = AnswerBody::empty(infno);
+                    decoder.record(body.record_mut())?;
+                    output = Some(body);
+                }
+                Token::Null => {}
+                Token::String(text) if text.is_empty() => {}
+                _ => return Err(decoder.trail.refuse(ErrorCode::Malformed, "expected an object")),
+            }
+            decoder.trail.pop();
+        } else {
+            decoder.field(&mut envelope, &key, &mut seen)?;
+        }
+    }
+    decoder.finish()?;
+    if envelope.infcode.is_none() {
+        return Err(Refusal::new(ErrorCode::MissingField, "infcode"));
+    }
+    Ok(Answer { envelope, output })
+}
+
+/// Writes records as strict JSON.
+struct Encoder {
+    out: Vec<u8>,
+    scratch: String,
+}
+
+impl Encoder {
+    fn with_capacity(capacity: usize) -> Encoder {
+        Encoder { out: Vec::with_capacity(capacity), scratch: String::with_capacity(32) }
+    }
+
+    fn key(&mut self, first: &mut bool, name: &str) {
+        if !std::mem::replace(first, false) {
+            self.out.push(b',');
+        }
+        write_string(&mut self.out, name);
+        self.out.push(b':');
+    }
+
+    fn scalar(&mut self, kind: Kind, value: Scalar<'_>) {
+        self.scratch.clear();
+        value.write_national(kind, &mut self.scratch);
+        match kind {
+            Kind::Money | Kind::Price | Kind::Quantity | Kind::Ratio | Kind::Age | Kind::Int => {
+                self.out.extend_from_slice(self.scratch.as_bytes());
+            }
+            _ => write_string(&mut self.out, &self.scratch),
+        }
+    }
+
+    /// Writes the fields of `record` (without braces).
+    fn fields(&mut self, record: &dyn Record, first: &mut bool) {
+        let schema = record.schema();
+        for (index, def) in schema.fields.iter().enumerate() {
+            match (record.field(index), def.shape) {
+                (FieldRef::Scalar(Some(value)), Shape::Scalar(kind)) => {
+                    self.key(first, def.name);
+                    self.scalar(kind, value);
+                }
+                (FieldRef::Record(Some(child)), _) => {
+                    self.key(first, def.name);
+                    self.record(child);
+                }
+                (FieldRef::List(list), _) => {
+                    self.key(first, def.name);
+                    self.out.push(b'[');
+                    for i in 0..list.len() {
+                        if i > 0 {
+                            self.out.push(b',');
+                        }
+                        if let Some(child) = list.get(i) {
+                            self.record(child);
+                        }
+                    }
+                    self.out.push(b']');
+                }
+                _ => {}
+            }
+        }
+        for (key, raw) in &record.extras().0 {
+            self.key(first, key);
+            self.out.extend_from_slice(raw.as_bytes());
+        }
+    }
+
+    fn record(&mut self, record: &dyn Record) {
+        self.out.push(b'{');
+        let mut first = true;
+        self.fields(record, &mut first);
+        self.out.push(b'}');
+    }
+}
+
+/// Encodes a request in the national dialect.
+pub fn encode_request(request: &Request) -> Vec<u8> {
+    let mut encoder = Encoder::with_capacity(1024);
+    encoder.out.push(b'{');
+    let mut first = true;
+    encoder.key(&mut first, "infno");
+    write_string(&mut encoder.out, request.infno().code());
+    encoder.fields(&request.envelope, &mut first);
+    encoder.key(&mut first, "input");
+    encoder.record(request.input.record());
+    encoder.out.push(b'}');
+    encoder.out
+}
+
+/// Encodes an answer in the national dialect. An absent output is `null`.
+pub fn encode_answer(answer: &Answer) -> Vec<u8> {
+    let mut encoder = Encoder::with_capacity(1024);
+    encoder.out.push(b'{');
+    let mut first = true;
+    encoder.fields(&answer.envelope, &mut first);
+    encoder.key(&mut first, "output");
+    match &answer.output {
+        Some(body) => encoder.record(body.record()),
+        None => encoder.out.extend_from_slice(b"null"),
+    }
+    encoder.out.push(b'}');
+    encoder.out
+}
