@@ -2,4 +2,5 @@
 //! command line and calls into here, so tests reach everything as a library.
 
 pub mod cli;
+pub mod sandbox;
 pub mod translate;

@@ -1,0 +1,1 @@
+//! Population (being written).
