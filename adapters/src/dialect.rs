@@ -67,7 +67,8 @@ pub trait Dialect: Send + Sync + 'static {
     /// Encodes a request.
     fn encode_request(&self, request: &Request) -> Vec<u8>;
     /// Decodes an answer to a request of transaction `infno`.
-    fn decode_answer(&self, infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answer, Refusal>;
+    fn decode_answer(&self, infno: Infno, bytes: &[u8], limits: &Limits)
+        -> Result<Answer, Refusal>;
     /// Encodes an answer; `infno` is `None` when the request could not even be read.
     fn encode_answer(&self, infno: Option<Infno>, answer: &Answer) -> Vec<u8>;
 }
@@ -83,6 +84,9 @@ pub fn dialect(name: &str) -> Result<&'static dyn Dialect, Refusal> {
         .find(|d| d.name() == name)
         .ok_or_else(|| {
             let known: Vec<&str> = DIALECTS.iter().map(|d| d.name()).collect();
-            Refusal::new(ErrorCode::UnknownDialect, format!("{name:?}; known: {}", known.join(", ")))
+            Refusal::new(
+                ErrorCode::UnknownDialect,
+                format!("{name:?}; known: {}", known.join(", ")),
+            )
         })
 }

@@ -43,12 +43,24 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `text`, refusing nesting deeper than `depth_max`.
     pub fn new(text: &'a str, depth_max: usize) -> Reader<'a> {
-        Reader { text, bytes: text.as_bytes(), pos: 0, depth: 0, depth_max }
+        Reader {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+            depth_max,
+        }
     }
 
     /// A reader over a part of a text already read, at the depth it was found.
     pub fn nested(text: &'a str, depth: usize, depth_max: usize) -> Reader<'a> {
-        Reader { text, bytes: text.as_bytes(), pos: 0, depth, depth_max }
+        Reader {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth,
+            depth_max,
+        }
     }
 
     /// The byte offset reached.
@@ -88,7 +100,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the next value's first token. Containers are entered.
-    pub fn next(&mut self) -> Result<Token<'a>, JsonError> {
+    pub fn next_token(&mut self) -> Result<Token<'a>, JsonError> {
         self.skip_whitespace();
         let Some(&b) = self.bytes.get(self.pos) else {
             return Err(self.error("unexpected end of message"));
@@ -166,7 +178,9 @@ impl<'a> Reader<'a> {
         };
         let mut value = 0u32;
         for &h in hex {
-            let digit = (h as char).to_digit(16).ok_or_else(|| self.error("bad \\u escape"))?;
+            let digit = (h as char)
+                .to_digit(16)
+                .ok_or_else(|| self.error("bad \\u escape"))?;
             value = value * 16 + digit;
         }
         self.pos += 4;
@@ -231,7 +245,9 @@ impl<'a> Reader<'a> {
                             } else {
                                 first
                             };
-                            owned.push(char::from_u32(code).ok_or_else(|| self.error("lone surrogate"))?);
+                            owned.push(
+                                char::from_u32(code).ok_or_else(|| self.error("lone surrogate"))?,
+                            );
                         }
                         _ => return Err(self.error("bad escape")),
                     }
@@ -240,7 +256,11 @@ impl<'a> Reader<'a> {
                 _ => {
                     // Copy a run of plain characters at once.
                     let run_start = self.pos;
-                    while self.bytes.get(self.pos).is_some_and(|&c| c != b'"' && c != b'\\' && c >= 0x20) {
+                    while self
+                        .bytes
+                        .get(self.pos)
+                        .is_some_and(|&c| c != b'"' && c != b'\\' && c >= 0x20)
+                    {
                         self.pos += 1;
                     }
                     owned.push_str(&self.text[run_start..self.pos]);
@@ -300,7 +320,7 @@ impl<'a> Reader<'a> {
     pub fn skip_value(&mut self) -> Result<&'a str, JsonError> {
         self.skip_whitespace();
         let start = self.pos;
-        match self.next()? {
+        match self.next_token()? {
             Token::ObjectStart => {
                 let mut first = true;
                 while self.next_key(first)?.is_some() {
@@ -367,28 +387,47 @@ mod tests {
     #[test]
     fn strings_unescape_exactly() {
         let mut r = Reader::new(r#""a\"b\\c\u4e2d\ud840\udc00\n""#, 4);
-        assert_eq!(r.next(), Ok(Token::String(Cow::Owned("a\"b\\c中𠀀\n".into()))));
+        assert_eq!(
+            r.next_token(),
+            Ok(Token::String(Cow::Owned("a\"b\\c中𠀀\n".into())))
+        );
         let mut out = Vec::new();
         write_string(&mut out, "a\"b\\c中𠀀\n\u{1}");
-        assert_eq!(String::from_utf8(out).as_deref(), Ok(r#""a\"b\\c中𠀀\n\u0001""#));
+        assert_eq!(
+            String::from_utf8(out).as_deref(),
+            Ok(r#""a\"b\\c中𠀀\n\u0001""#)
+        );
     }
 
     #[test]
     fn numbers_keep_their_text() {
         for n in ["0", "-1", "12.50", "1e3", "1200.000", "-0.5E-2"] {
             let mut r = Reader::new(n, 4);
-            assert_eq!(r.next(), Ok(Token::Number(n)));
+            assert_eq!(r.next_token(), Ok(Token::Number(n)));
         }
         for bad in ["01", "1.", ".5", "-", "1e", "+1"] {
             let mut r = Reader::new(bad, 4);
-            assert!(r.next().is_err() || r.finish().is_err(), "{bad}");
+            assert!(r.next_token().is_err() || r.finish().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn depth_and_garbage_are_refused() {
-        assert!(matches!(tokens(&"[".repeat(100)), Err(JsonError::TooDeep(_))));
-        for bad in ["{", "{\"a\" 1}", "[1,]", "{\"a\":1,}", "\"\u{1}\"", "\"\\ud800\"", "nul", "{} {}", "{'a':1}"] {
+        assert!(matches!(
+            tokens(&"[".repeat(100)),
+            Err(JsonError::TooDeep(_))
+        ));
+        for bad in [
+            "{",
+            "{\"a\" 1}",
+            "[1,]",
+            "{\"a\":1,}",
+            "\"\u{1}\"",
+            "\"\\ud800\"",
+            "nul",
+            "{} {}",
+            "{'a':1}",
+        ] {
             assert!(tokens(bad).is_err(), "{bad}");
         }
         assert!(tokens(r#"{"a":[1,{"b":null}],"c":"d"}"#).is_ok());

@@ -36,7 +36,12 @@ impl Dialect for National {
         encode_request(request)
     }
 
-    fn decode_answer(&self, infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answer, Refusal> {
+    fn decode_answer(
+        &self,
+        infno: Infno,
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<Answer, Refusal> {
         decode_answer(infno, bytes, limits)
     }
 
@@ -49,14 +54,22 @@ fn utf8(bytes: &[u8]) -> Result<&str, Refusal> {
     // Some Windows systems start their UTF-8 with a byte-order mark.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     std::str::from_utf8(bytes).map_err(|e| {
-        Refusal::new(ErrorCode::WrongEncoding, format!("not UTF-8 at byte {}", e.valid_up_to()))
+        Refusal::new(
+            ErrorCode::WrongEncoding,
+            format!("not UTF-8 at byte {}", e.valid_up_to()),
+        )
     })
 }
 
 fn json_refusal(error: JsonError, trail: &Trail<'_>) -> Refusal {
     match error {
-        JsonError::Syntax(at, what) => trail.refuse(ErrorCode::Malformed, format_args!("{what} at byte {at}")),
-        JsonError::TooDeep(at) => trail.refuse(ErrorCode::TooDeep, format_args!("nested too deeply at byte {at}")),
+        JsonError::Syntax(at, what) => {
+            trail.refuse(ErrorCode::Malformed, format_args!("{what} at byte {at}"))
+        }
+        JsonError::TooDeep(at) => trail.refuse(
+            ErrorCode::TooDeep,
+            format_args!("nested too deeply at byte {at}"),
+        ),
     }
 }
 
@@ -69,15 +82,21 @@ struct Decoder<'a, 't> {
 
 impl<'a> Decoder<'a, '_> {
     fn next(&mut self) -> Result<Token<'a>, Refusal> {
-        self.reader.next().map_err(|e| json_refusal(e, &self.trail))
+        self.reader
+            .next_token()
+            .map_err(|e| json_refusal(e, &self.trail))
     }
 
     fn next_key(&mut self, first: bool) -> Result<Option<std::borrow::Cow<'a, str>>, Refusal> {
-        self.reader.next_key(first).map_err(|e| json_refusal(e, &self.trail))
+        self.reader
+            .next_key(first)
+            .map_err(|e| json_refusal(e, &self.trail))
     }
 
     fn skip_value(&mut self) -> Result<&'a str, Refusal> {
-        self.reader.skip_value().map_err(|e| json_refusal(e, &self.trail))
+        self.reader
+            .skip_value()
+            .map_err(|e| json_refusal(e, &self.trail))
     }
 
     /// Reads a scalar's text: `None` for `null` and `""`.
@@ -87,10 +106,13 @@ impl<'a> Decoder<'a, '_> {
             Token::String(text) if text.is_empty() => Ok(None),
             Token::String(text) => Ok(Some(text)),
             Token::Number(text) => Ok(Some(text.into())),
-            Token::Bool(_) => Err(self.trail.refuse(ErrorCode::InvalidValue, "expected a string or a number, found a boolean")),
-            Token::ObjectStart | Token::ArrayStart => {
-                Err(self.trail.refuse(ErrorCode::Malformed, "expected a string or a number"))
-            }
+            Token::Bool(_) => Err(self.trail.refuse(
+                ErrorCode::InvalidValue,
+                "expected a string or a number, found a boolean",
+            )),
+            Token::ObjectStart | Token::ArrayStart => Err(self
+                .trail
+                .refuse(ErrorCode::Malformed, "expected a string or a number")),
         }
     }
 
@@ -106,7 +128,12 @@ impl<'a> Decoder<'a, '_> {
     }
 
     /// Reads one key's value into `record`: a field of its schema, or an extra.
-    fn field(&mut self, record: &mut dyn Record, key: &str, seen: &mut Seen) -> Result<(), Refusal> {
+    fn field(
+        &mut self,
+        record: &mut dyn Record,
+        key: &str,
+        seen: &mut Seen,
+    ) -> Result<(), Refusal> {
         let schema = record.schema();
         let Some(index) = schema.index_of(key) else {
             return self.extra(record.extras_mut(), key);
@@ -119,28 +146,44 @@ impl<'a> Decoder<'a, '_> {
         match record.field_mut(index) {
             FieldMut::Scalar(slot) => {
                 if let Some(text) = self.scalar_text()? {
-                    slot.set_national(&text).map_err(|e| self.trail.invalid(&e))?;
+                    slot.set_national(&text)
+                        .map_err(|e| self.trail.invalid(&e))?;
                 }
             }
             FieldMut::Record(slot) => match self.next()? {
                 Token::ObjectStart => self.record(slot.get_or_insert())?,
                 Token::Null => {}
                 Token::String(text) if text.is_empty() => {}
-                _ => return Err(self.trail.refuse(ErrorCode::Malformed, "expected an object")),
+                _ => {
+                    return Err(self
+                        .trail
+                        .refuse(ErrorCode::Malformed, "expected an object"))
+                }
             },
             FieldMut::List(list) => match self.next()? {
                 Token::ArrayStart => {
                     let mut first = true;
                     let mut count = 0;
-                    while self.reader.next_element(first).map_err(|e| json_refusal(e, &self.trail))? {
+                    while self
+                        .reader
+                        .next_element(first)
+                        .map_err(|e| json_refusal(e, &self.trail))?
+                    {
                         first = false;
                         if count == self.limits.items_max {
-                            return Err(self.trail.refuse(ErrorCode::TooMany, format_args!("more than {} items", self.limits.items_max)));
+                            return Err(self.trail.refuse(
+                                ErrorCode::TooMany,
+                                format_args!("more than {} items", self.limits.items_max),
+                            ));
                         }
                         self.trail.push(Step::Index(count));
                         match self.next()? {
                             Token::ObjectStart => self.record(list.push_default())?,
-                            _ => return Err(self.trail.refuse(ErrorCode::Malformed, "expected an object")),
+                            _ => {
+                                return Err(self
+                                    .trail
+                                    .refuse(ErrorCode::Malformed, "expected an object"))
+                            }
                         }
                         self.trail.pop();
                         count += 1;
@@ -158,17 +201,28 @@ impl<'a> Decoder<'a, '_> {
     fn extra(&mut self, extras: &mut Extras, key: &str) -> Result<(), Refusal> {
         let raw = self.skip_value()?;
         if extras.0.iter().any(|(k, _)| k == key) {
-            return Err(self.trail.refuse(ErrorCode::DuplicateField, format_args!("extra key given twice ({} bytes of key)", key.len())));
+            return Err(self.trail.refuse(
+                ErrorCode::DuplicateField,
+                format_args!("extra key given twice ({} bytes of key)", key.len()),
+            ));
         }
-        if extras.0.len() == Extras::KEYS_MAX || raw.len() > Extras::VALUE_BYTES_MAX || key.len() > 64 {
-            return Err(self.trail.refuse(ErrorCode::TooMany, "too many or too large keys outside the standard"));
+        if extras.0.len() == Extras::KEYS_MAX
+            || raw.len() > Extras::VALUE_BYTES_MAX
+            || key.len() > 64
+        {
+            return Err(self.trail.refuse(
+                ErrorCode::TooMany,
+                "too many or too large keys outside the standard",
+            ));
         }
         extras.0.push((key.to_owned(), raw.to_owned()));
         Ok(())
     }
 
     fn finish(&mut self) -> Result<(), Refusal> {
-        self.reader.finish().map_err(|e| json_refusal(e, &self.trail))
+        self.reader
+            .finish()
+            .map_err(|e| json_refusal(e, &self.trail))
     }
 }
 
@@ -189,7 +243,10 @@ impl Seen {
 fn open_object(decoder: &mut Decoder<'_, '_>, what: &str) -> Result<(), Refusal> {
     match decoder.next()? {
         Token::ObjectStart => Ok(()),
-        _ => Err(Refusal::new(ErrorCode::Malformed, format!("{what} is a JSON object"))),
+        _ => Err(Refusal::new(
+            ErrorCode::Malformed,
+            format!("{what} is a JSON object"),
+        )),
     }
 }
 
@@ -197,7 +254,11 @@ fn open_object(decoder: &mut Decoder<'_, '_>, what: &str) -> Result<(), Refusal>
 pub fn decode_request(bytes: &[u8], limits: &Limits) -> Result<Request, Refusal> {
     limits.check_size(bytes)?;
     let text = utf8(bytes)?;
-    let mut decoder = Decoder { reader: Reader::new(text, limits.depth_max), limits, trail: Trail::new() };
+    let mut decoder = Decoder {
+        reader: Reader::new(text, limits.depth_max),
+        limits,
+        trail: Trail::new(),
+    };
     open_object(&mut decoder, "a request")?;
     let mut envelope = RequestEnvelope::default();
     let mut seen = Seen::default();
@@ -212,15 +273,22 @@ pub fn decode_request(bytes: &[u8], limits: &Limits) -> Result<Request, Refusal>
             "infno" => {
                 decoder.trail.push(Step::Name("infno"));
                 if std::mem::replace(&mut infno_seen, true) {
-                    return Err(decoder.trail.refuse(ErrorCode::DuplicateField, "given twice"));
+                    return Err(decoder
+                        .trail
+                        .refuse(ErrorCode::DuplicateField, "given twice"));
                 }
-                let text = decoder.scalar_text()?.ok_or_else(|| Refusal::new(ErrorCode::MissingField, "infno"))?;
+                let text = decoder
+                    .scalar_text()?
+                    .ok_or_else(|| Refusal::new(ErrorCode::MissingField, "infno"))?;
                 infno = Some(Infno::from_code(&text).ok_or_else(|| unknown_transaction(&text))?);
                 decoder.trail.pop();
             }
             "input" => {
                 if input.is_some() || deferred_input.is_some() {
-                    return Err(Refusal::new(ErrorCode::DuplicateField, "input: given twice"));
+                    return Err(Refusal::new(
+                        ErrorCode::DuplicateField,
+                        "input: given twice",
+                    ));
                 }
                 match infno {
                     // The usual order: infno first, so the body is read in one pass.
@@ -239,7 +307,11 @@ pub fn decode_request(bytes: &[u8], limits: &Limits) -> Result<Request, Refusal>
     let input = match (input, deferred_input) {
         (Some(body), _) => body,
         (None, Some((raw, depth))) => {
-            let mut nested = Decoder { reader: Reader::nested(raw, depth, limits.depth_max), limits, trail: Trail::new() };
+            let mut nested = Decoder {
+                reader: Reader::nested(raw, depth, limits.depth_max),
+                limits,
+                trail: Trail::new(),
+            };
             decode_input(&mut nested, infno)?
         }
         (None, None) => RequestBody::empty(infno),
@@ -263,7 +335,11 @@ fn decode_input(decoder: &mut Decoder<'_, '_>, infno: Infno) -> Result<RequestBo
         Token::ObjectStart => decoder.record(body.record_mut())?,
         Token::Null => {}
         Token::String(text) if text.is_empty() => {}
-        _ => return Err(decoder.trail.refuse(ErrorCode::Malformed, "expected an object")),
+        _ => {
+            return Err(decoder
+                .trail
+                .refuse(ErrorCode::Malformed, "expected an object"))
+        }
     }
     decoder.trail.pop();
     Ok(body)
@@ -273,7 +349,11 @@ fn decode_input(decoder: &mut Decoder<'_, '_>, infno: Infno) -> Result<RequestBo
 pub fn decode_answer(infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answer, Refusal> {
     limits.check_size(bytes)?;
     let text = utf8(bytes)?;
-    let mut decoder = Decoder { reader: Reader::new(text, limits.depth_max), limits, trail: Trail::new() };
+    let mut decoder = Decoder {
+        reader: Reader::new(text, limits.depth_max),
+        limits,
+        trail: Trail::new(),
+    };
     open_object(&mut decoder, "an answer")?;
     let mut envelope = AnswerEnvelope::default();
     let mut seen = Seen::default();
@@ -285,7 +365,9 @@ pub fn decode_answer(infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answ
         if key == "output" {
             decoder.trail.push(Step::Name("output"));
             if std::mem::replace(&mut output_seen, true) {
-                return Err(decoder.trail.refuse(ErrorCode::DuplicateField, "given twice"));
+                return Err(decoder
+                    .trail
+                    .refuse(ErrorCode::DuplicateField, "given twice"));
             }
             match decoder.next()? {
                 Token::ObjectStart => {
@@ -295,7 +377,11 @@ pub fn decode_answer(infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answ
                 }
                 Token::Null => {}
                 Token::String(text) if text.is_empty() => {}
-                _ => return Err(decoder.trail.refuse(ErrorCode::Malformed, "expected an object")),
+                _ => {
+                    return Err(decoder
+                        .trail
+                        .refuse(ErrorCode::Malformed, "expected an object"))
+                }
             }
             decoder.trail.pop();
         } else {
@@ -317,7 +403,10 @@ struct Encoder {
 
 impl Encoder {
     fn with_capacity(capacity: usize) -> Encoder {
-        Encoder { out: Vec::with_capacity(capacity), scratch: String::with_capacity(32) }
+        Encoder {
+            out: Vec::with_capacity(capacity),
+            scratch: String::with_capacity(32),
+        }
     }
 
     fn key(&mut self, first: &mut bool, name: &str) {

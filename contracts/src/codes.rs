@@ -184,7 +184,9 @@ impl Admdvs {
         if b.len() != 6 || !b.iter().all(u8::is_ascii_digit) || b[0] == b'0' {
             return Err(ERR);
         }
-        Ok(Admdvs(b.iter().fold(0, |acc, &d| acc * 10 + u32::from(d - b'0'))))
+        Ok(Admdvs(
+            b.iter().fold(0, |acc, &d| acc * 10 + u32::from(d - b'0')),
+        ))
     }
 
     /// The numeric value.
@@ -206,9 +208,9 @@ impl Admdvs {
     /// 130600 lies within 130000, 130602 within 130600 and 130000.
     pub fn within(self, prefix: Admdvs) -> bool {
         let p = prefix.0;
-        if p % 10_000 == 0 {
+        if p.is_multiple_of(10_000) {
             self.0 / 10_000 == p / 10_000
-        } else if p % 100 == 0 {
+        } else if p.is_multiple_of(100) {
             self.0 / 100 == p / 100
         } else {
             self.0 == p
@@ -217,9 +219,9 @@ impl Admdvs {
 
     /// Digits that matter for the hierarchy: 2 for a province, 4 for a city, 6 for a county.
     pub fn specificity(self) -> u8 {
-        if self.0 % 10_000 == 0 {
+        if self.0.is_multiple_of(10_000) {
             2
-        } else if self.0 % 100 == 0 {
+        } else if self.0.is_multiple_of(100) {
             4
         } else {
             6
@@ -253,7 +255,9 @@ const ID_CHECK: [u8; 11] = *b"10X98765432";
 impl IdNumber {
     /// Parses and verifies an ID number. A lower-case `x` is accepted and stored upper-case.
     pub fn parse(text: &str) -> Result<IdNumber, CodeError> {
-        const ERR: CodeError = CodeError { table: "resident ID number" };
+        const ERR: CodeError = CodeError {
+            table: "resident ID number",
+        };
         let b = text.as_bytes();
         if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
             return Err(ERR);
@@ -309,16 +313,25 @@ mod tests {
         assert!(IdNumber::parse("110105194912310021").is_err());
         assert!(IdNumber::parse("11010519491231002").is_err());
         assert_eq!(
-            IdNumber::parse("11010519491231002X").ok().and_then(|n| n.birth_date()).map(|d| d.to_string()),
+            IdNumber::parse("11010519491231002X")
+                .ok()
+                .and_then(|n| n.birth_date())
+                .map(|d| d.to_string()),
             Some("1949-12-31".into())
         );
-        assert_eq!(format!("{:?}", IdNumber::parse("11010519491231002X")), "Ok(IdNumber(***))");
+        assert_eq!(
+            format!("{:?}", IdNumber::parse("11010519491231002X")),
+            "Ok(IdNumber(***))"
+        );
     }
 
     #[test]
     fn codes_keep_unknown_values() {
         assert_eq!(Insutype::parse("310"), Ok(Insutype::EmployeeBasic));
-        assert_eq!(Insutype::parse("399").map(|c| c.code().to_owned()), Ok("399".into()));
+        assert_eq!(
+            Insutype::parse("399").map(|c| c.code().to_owned()),
+            Ok("399".into())
+        );
         assert!(Insutype::parse("3 10").is_err());
         assert!(MedType::parse("").is_err());
     }
@@ -327,7 +340,10 @@ mod tests {
     fn admdvs_hierarchy() {
         let baoding = Admdvs::parse("130600").map_err(|e| e.to_string());
         let hebei = Admdvs::parse("130000").map_err(|e| e.to_string());
-        assert_eq!(baoding.clone().map(|b| b.province()), Ok(Some(Province::Hebei)));
+        assert_eq!(
+            baoding.clone().map(|b| b.province()),
+            Ok(Some(Province::Hebei))
+        );
         assert!(matches!((baoding, hebei), (Ok(b), Ok(h)) if b.within(h) && !h.within(b)));
         assert!(Admdvs::parse("013000").is_err());
         assert!(Admdvs::parse("13000").is_err());

@@ -143,7 +143,10 @@ pub struct Refusal {
 impl Refusal {
     /// A refusal with a detail.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Refusal {
-        Refusal { code, detail: detail.into() }
+        Refusal {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// The text for the national `err_msg`: code, Chinese, English, detail.
@@ -173,6 +176,9 @@ mod tests {
     #[test]
     fn refusal_text_names_code_and_detail() {
         let r = Refusal::new(ErrorCode::MissingField, "input.data.psn_no");
-        assert_eq!(r.err_msg(), "[E1011] 缺少必填字段 / missing required field: input.data.psn_no");
+        assert_eq!(
+            r.err_msg(),
+            "[E1011] 缺少必填字段 / missing required field: input.data.psn_no"
+        );
     }
 }

@@ -16,7 +16,9 @@ pub mod time;
 pub mod transaction;
 pub mod validate;
 
-pub use codes::{Admdvs, ClrType, IdNumber, Insutype, MdtrtCertType, MedType, Province, PsnCertType};
+pub use codes::{
+    Admdvs, ClrType, IdNumber, Insutype, MdtrtCertType, MedType, Province, PsnCertType,
+};
 pub use error::{ErrorCode, Refusal};
 pub use message::{Answer, Request};
 pub use money::{Age, Money, Price, Quantity, Ratio};

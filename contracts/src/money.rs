@@ -256,8 +256,25 @@ mod tests {
     #[test]
     fn money_is_never_rounded_or_guessed() {
         for bad in [
-            "12.345", "1e3", "1E3", "NaN", "Infinity", "-Infinity", "", "-", ".5", "5.", "+5",
-            "0x10", " 5", "5 ", "１２", "1,000.00", "--5", "007", "1000000000000.01",
+            "12.345",
+            "1e3",
+            "1E3",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "",
+            "-",
+            ".5",
+            "5.",
+            "+5",
+            "0x10",
+            " 5",
+            "5 ",
+            "１２",
+            "1,000.00",
+            "--5",
+            "007",
+            "1000000000000.01",
         ] {
             assert!(Money::parse_yuan(bad).is_err(), "{bad:?} must be refused");
         }
@@ -268,9 +285,18 @@ mod tests {
 
     #[test]
     fn money_prints_two_decimals() {
-        let cases = [(0, "0.00"), (5, "0.05"), (-5, "-0.05"), (1250, "12.50"), (-29620, "-296.20")];
+        let cases = [
+            (0, "0.00"),
+            (5, "0.05"),
+            (-5, "-0.05"),
+            (1250, "12.50"),
+            (-29620, "-296.20"),
+        ];
         for (fen, text) in cases {
-            assert_eq!(Money::from_fen(fen).map(|m| m.to_string()).as_deref(), Some(text));
+            assert_eq!(
+                Money::from_fen(fen).map(|m| m.to_string()).as_deref(),
+                Some(text)
+            );
         }
     }
 
@@ -278,8 +304,14 @@ mod tests {
     fn fixed_kinds_keep_their_precision() {
         assert_eq!(Price::parse("8.333333").map(Price::scaled), Ok(8_333_333));
         assert!(Price::parse("8.3333333").is_err());
-        assert_eq!(Quantity::parse("-2.5").map(|q| q.to_string()).as_deref(), Ok("-2.5000"));
-        assert_eq!(Age::parse("50.2").map(|a| a.to_string()).as_deref(), Ok("50.2"));
+        assert_eq!(
+            Quantity::parse("-2.5").map(|q| q.to_string()).as_deref(),
+            Ok("-2.5000")
+        );
+        assert_eq!(
+            Age::parse("50.2").map(|a| a.to_string()).as_deref(),
+            Ok("50.2")
+        );
         assert!(Ratio::parse("0.12345").is_err());
     }
 

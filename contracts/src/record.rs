@@ -149,8 +149,13 @@ pub trait Value: Sized + Clone + PartialEq + fmt::Debug {
 }
 
 fn checked_text(text: &str) -> Result<&str, ValueError> {
-    let bad_char = |c: char| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}');
-    if text.len() > TEXT_CHARS_MAX * 4 || text.chars().count() > TEXT_CHARS_MAX || text.chars().any(bad_char) {
+    let bad_char = |c: char| {
+        (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    };
+    if text.len() > TEXT_CHARS_MAX * 4
+        || text.chars().count() > TEXT_CHARS_MAX
+        || text.chars().any(bad_char)
+    {
         return Err(ValueError::Text);
     }
     Ok(text)
@@ -240,7 +245,11 @@ copy_value!(Date, Kind::Date, Date, Date::parse);
 copy_value!(DateTime, Kind::DateTime, DateTime, DateTime::parse);
 copy_value!(i64, Kind::Int, Int, |text: &str| {
     let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+    if digits.is_empty()
+        || digits.len() > 15
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+    {
         return Err(ValueError::Int);
     }
     text.parse::<i64>().map_err(|_| ValueError::Int)
@@ -374,7 +383,9 @@ impl Extras {
 
 impl fmt::Debug for Extras {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|(k, _)| k)).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
     }
 }
 
@@ -706,7 +717,9 @@ pub fn first_missing(record: &dyn Record, path: &Path) -> Option<Path> {
     let schema = record.schema();
     for (index, def) in schema.fields.iter().enumerate() {
         match record.field(index) {
-            FieldRef::Scalar(None | Some(Scalar::Text(""))) if def.required => return Some(path.key(def.name)),
+            FieldRef::Scalar(None | Some(Scalar::Text(""))) if def.required => {
+                return Some(path.key(def.name))
+            }
             FieldRef::Record(None) if def.required => return Some(path.key(def.name)),
             FieldRef::Record(Some(child)) => {
                 if let Some(missing) = first_missing(child, &path.key(def.name)) {
@@ -715,7 +728,10 @@ pub fn first_missing(record: &dyn Record, path: &Path) -> Option<Path> {
             }
             FieldRef::List(list) => {
                 for i in 0..list.len() {
-                    if let Some(missing) = list.get(i).and_then(|child| first_missing(child, &path.key(def.name).index(i))) {
+                    if let Some(missing) = list
+                        .get(i)
+                        .and_then(|child| first_missing(child, &path.key(def.name).index(i)))
+                    {
                         return Some(missing);
                     }
                 }

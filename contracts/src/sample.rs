@@ -49,14 +49,16 @@ impl Rng {
 /// Characters chosen to stress translation: CJK, a character outside the
 /// BMP, quotes, markup, escapes, whitespace.
 const TEXT_PIECES: &[&str] = &[
-    "张", "伟", "医", "院", "𠀀", "𪚥", "a", "Z", "0", "9", " ", "\"", "'", "<", ">", "&", "\\", "/", "\n", "\t", "\r", "é", "・", "（", "）", "-", "_", ".",
+    "张", "伟", "医", "院", "𠀀", "𪚥", "a", "Z", "0", "9", " ", "\"", "'", "<", ">", "&", "\\",
+    "/", "\n", "\t", "\r", "é", "・", "（", "）", "-", "_", ".",
 ];
 
 fn text(rng: &mut Rng) -> String {
     let len = 1 + rng.below(12);
     let mut s = String::new();
     for _ in 0..len {
-        s.push_str(*rng.pick(TEXT_PIECES));
+        let piece: &&str = rng.pick(TEXT_PIECES);
+        s.push_str(piece);
     }
     s
 }
@@ -78,8 +80,20 @@ fn date(rng: &mut Rng) -> Option<Date> {
 fn date_time(rng: &mut Rng, with_millis: bool) -> Option<DateTime> {
     use chrono::Datelike;
     let d = date(rng)?.naive();
-    let ms = if with_millis { rng.below(1000) as u32 } else { 0 };
-    DateTime::from_civil(d.year(), d.month(), d.day(), rng.below(24) as u32, rng.below(60) as u32, rng.below(60) as u32, ms)
+    let ms = if with_millis {
+        rng.below(1000) as u32
+    } else {
+        0
+    };
+    DateTime::from_civil(
+        d.year(),
+        d.month(),
+        d.day(),
+        rng.below(24) as u32,
+        rng.below(60) as u32,
+        rng.below(60) as u32,
+        ms,
+    )
 }
 
 fn fill_scalar(rng: &mut Rng, kind: Kind, slot: &mut dyn crate::record::ScalarSlot) {
@@ -92,11 +106,22 @@ fn fill_scalar(rng: &mut Rng, kind: Kind, slot: &mut dyn crate::record::ScalarSl
     };
     let result = match kind {
         Kind::Text | Kind::Secret => slot.set(Scalar::Text(&text(rng))),
-        Kind::Money => slot.set(Scalar::Money(Money::from_fen(magnitude(rng, Money::MAX_ABS_FEN)).unwrap_or(Money::ZERO))),
-        Kind::Price => slot.set(Scalar::Price(crate::Price::from_scaled(magnitude(rng, 10_000_000_000_000_000)).unwrap_or_default())),
-        Kind::Quantity => slot.set(Scalar::Quantity(crate::Quantity::from_scaled(magnitude(rng, 10_000_000_000_000_000)).unwrap_or_default())),
-        Kind::Ratio => slot.set(Scalar::Ratio(crate::Ratio::from_scaled(rng.between(0, 10_000)).unwrap_or_default())),
-        Kind::Age => slot.set(Scalar::Age(crate::Age::from_scaled(rng.between(0, 1_200)).unwrap_or_default())),
+        Kind::Money => slot.set(Scalar::Money(
+            Money::from_fen(magnitude(rng, Money::MAX_ABS_FEN)).unwrap_or(Money::ZERO),
+        )),
+        Kind::Price => slot.set(Scalar::Price(
+            crate::Price::from_scaled(magnitude(rng, 10_000_000_000_000_000)).unwrap_or_default(),
+        )),
+        Kind::Quantity => slot.set(Scalar::Quantity(
+            crate::Quantity::from_scaled(magnitude(rng, 10_000_000_000_000_000))
+                .unwrap_or_default(),
+        )),
+        Kind::Ratio => slot.set(Scalar::Ratio(
+            crate::Ratio::from_scaled(rng.between(0, 10_000)).unwrap_or_default(),
+        )),
+        Kind::Age => slot.set(Scalar::Age(
+            crate::Age::from_scaled(rng.between(0, 1_200)).unwrap_or_default(),
+        )),
         Kind::Date => date(rng).map_or(Ok(()), |d| slot.set(Scalar::Date(d))),
         Kind::DateTime => date_time(rng, false).map_or(Ok(()), |t| slot.set(Scalar::DateTime(t))),
         Kind::Stamp => date_time(rng, true).map_or(Ok(()), |t| slot.set(Scalar::DateTime(t))),
@@ -108,7 +133,12 @@ fn fill_scalar(rng: &mut Rng, kind: Kind, slot: &mut dyn crate::record::ScalarSl
                 CodeSet::PsnCertType => code(rng, PsnCertType::KNOWN),
                 CodeSet::MdtrtCertType => code(rng, MdtrtCertType::KNOWN),
                 CodeSet::ClrType => code(rng, ClrType::KNOWN),
-                CodeSet::Admdvs => rng.pick(&["110000", "110105", "120000", "120101", "130000", "130100", "130600", "133100", "310000"]).to_string(),
+                CodeSet::Admdvs => rng
+                    .pick(&[
+                        "110000", "110105", "120000", "120101", "130000", "130100", "130600",
+                        "133100", "310000",
+                    ])
+                    .to_string(),
             };
             slot.set(Scalar::Text(&value))
         }
@@ -143,7 +173,9 @@ pub fn fill(record: &mut dyn Record, rng: &mut Rng, presence: u64, list_max: u64
             2 => "\"成功\"".to_owned(),
             _ => "{\"a\":[1,2.50,\"x\"]}".to_owned(),
         };
-        extras.0.push((format!("zz_extra_{}", rng.below(100)), value));
+        extras
+            .0
+            .push((format!("zz_extra_{}", rng.below(100)), value));
     }
 }
 

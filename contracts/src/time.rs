@@ -50,7 +50,9 @@ impl Date {
 
     /// Parses `yyyy-MM-dd`; also `yyyy-MM-dd HH:mm:ss` at midnight, which one platform sends for `brdy`.
     pub fn parse(text: &str) -> Result<Date, TimeError> {
-        const EXPECTED: TimeError = TimeError { expected: "yyyy-MM-dd" };
+        const EXPECTED: TimeError = TimeError {
+            expected: "yyyy-MM-dd",
+        };
         let b = text.as_bytes();
         let date_part = match b.len() {
             10 => b,
@@ -70,7 +72,9 @@ impl Date {
 
     /// Parses `yyyyMMdd`.
     pub fn parse_compact(text: &str) -> Result<Date, TimeError> {
-        const EXPECTED: TimeError = TimeError { expected: "yyyyMMdd" };
+        const EXPECTED: TimeError = TimeError {
+            expected: "yyyyMMdd",
+        };
         let b = text.as_bytes();
         if b.len() != 8 {
             return Err(EXPECTED);
@@ -85,14 +89,25 @@ impl Date {
 
     /// `yyyyMMdd`.
     pub fn to_compact(self) -> String {
-        format!("{:04}{:02}{:02}", self.0.year(), self.0.month(), self.0.day())
+        format!(
+            "{:04}{:02}{:02}",
+            self.0.year(),
+            self.0.month(),
+            self.0.day()
+        )
     }
 }
 
 impl fmt::Display for Date {
     /// `yyyy-MM-dd`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.0.year(), self.0.month(), self.0.day())
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            self.0.year(),
+            self.0.month(),
+            self.0.day()
+        )
     }
 }
 
@@ -115,7 +130,15 @@ impl DateTime {
     }
 
     /// From the civil fields on the Shanghai clock.
-    pub fn from_civil(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> Option<DateTime> {
+    pub fn from_civil(
+        y: i32,
+        mo: u32,
+        d: u32,
+        h: u32,
+        mi: u32,
+        s: u32,
+        ms: u32,
+    ) -> Option<DateTime> {
         civil(u32::try_from(y).ok()?, mo, d, h, mi, s, ms).map(DateTime)
     }
 
@@ -155,9 +178,17 @@ impl DateTime {
 
     /// Parses `yyyy-MM-dd HH:mm:ss` (the national form).
     pub fn parse(text: &str) -> Result<DateTime, TimeError> {
-        const EXPECTED: TimeError = TimeError { expected: "yyyy-MM-dd HH:mm:ss" };
+        const EXPECTED: TimeError = TimeError {
+            expected: "yyyy-MM-dd HH:mm:ss",
+        };
         let b = text.as_bytes();
-        if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        if b.len() != 19
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b' '
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return Err(EXPECTED);
         }
         let parts = (
@@ -178,12 +209,18 @@ impl DateTime {
 
     /// Parses `yyyyMMddHHmmss` (14 digits) or `yyyyMMddHHmmssSSS` (17 digits).
     pub fn parse_compact(text: &str) -> Result<DateTime, TimeError> {
-        const EXPECTED: TimeError = TimeError { expected: "yyyyMMddHHmmss[SSS]" };
+        const EXPECTED: TimeError = TimeError {
+            expected: "yyyyMMddHHmmss[SSS]",
+        };
         let b = text.as_bytes();
         if b.len() != 14 && b.len() != 17 {
             return Err(EXPECTED);
         }
-        let ms = if b.len() == 17 { digits::<3>(&b[14..17]) } else { Some(0) };
+        let ms = if b.len() == 17 {
+            digits::<3>(&b[14..17])
+        } else {
+            Some(0)
+        };
         let parts = (
             digits::<4>(&b[..4]),
             digits::<2>(&b[4..6]),
@@ -254,16 +291,28 @@ mod tests {
         let b = DateTime::parse_compact("20210924082827");
         assert_eq!(a, b);
         let t = DateTime::parse_compact("20210924082827123");
-        assert_eq!(t.map(|t| (t.millis(), t.to_compact_millis())), Ok((123, "20210924082827123".into())));
+        assert_eq!(
+            t.map(|t| (t.millis(), t.to_compact_millis())),
+            Ok((123, "20210924082827123".into()))
+        );
     }
 
     #[test]
     fn impossible_times_are_refused() {
-        for bad in ["2021-02-29 00:00:00", "2021-13-01 00:00:00", "2021-09-24T08:28:27", "2021-09-24 24:00:00", "２０２１-09-24 08:28:27"] {
+        for bad in [
+            "2021-02-29 00:00:00",
+            "2021-13-01 00:00:00",
+            "2021-09-24T08:28:27",
+            "2021-09-24 24:00:00",
+            "２０２１-09-24 08:28:27",
+        ] {
             assert!(DateTime::parse(bad).is_err(), "{bad}");
         }
         assert!(Date::parse("1980-02-30").is_err());
-        assert_eq!(Date::parse("1980-01-01 00:00:00"), Date::parse("1980-01-01"));
+        assert_eq!(
+            Date::parse("1980-01-01 00:00:00"),
+            Date::parse("1980-01-01")
+        );
     }
 
     #[test]
@@ -271,7 +320,10 @@ mod tests {
         // 2024-03-01 16:30 UTC is already 2024-03-02 00:30 in Shanghai.
         let utc_millis = 1_709_310_600_000;
         let t = DateTime::from_unix_millis(utc_millis);
-        assert_eq!(t.map(|t| t.date().to_string()).as_deref(), Some("2024-03-02"));
+        assert_eq!(
+            t.map(|t| t.date().to_string()).as_deref(),
+            Some("2024-03-02")
+        );
         assert_eq!(t.map(DateTime::unix_millis), Some(utc_millis));
     }
 }

@@ -2,7 +2,10 @@
 //! out, and how the gateway must treat it. One table, read by every part of
 //! the gateway (dialects, validation, journal, routing, timeouts).
 
-use crate::model::{clearing::*, fee::*, filing::*, person::*, reconciliation::*, reversal::*, settlement::*, visit::*};
+use crate::model::{
+    clearing::*, fee::*, filing::*, person::*, reconciliation::*, reversal::*, settlement::*,
+    visit::*,
+};
 use crate::record::{Record, RecordType};
 use std::fmt;
 
@@ -122,6 +125,9 @@ macro_rules! transactions {
         }
 
         /// The `input` of a request, by transaction.
+        // A body is built once per message and moved a handful of times; boxing
+        // each variant would cost an allocation for nothing.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq)]
         pub enum RequestBody {
             $( $(#[doc = $doc])* $variant($input), )*
@@ -147,6 +153,7 @@ macro_rules! transactions {
         }
 
         /// The `output` of an answer, by transaction.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq)]
         pub enum AnswerBody {
             $( $(#[doc = $doc])* $variant($output), )*
@@ -297,8 +304,18 @@ mod tests {
 
     #[test]
     fn reversible_transactions_are_those_2601_names() {
-        let reversible: Vec<&str> = Infno::ALL.iter().filter(|i| i.traits().reversible).map(|i| i.code()).collect();
-        assert_eq!(reversible, ["2207", "2208", "2304", "2305", "2401", "2102", "2103"]);
-        assert!(Infno::ALL.iter().filter(|i| i.traits().reversible).all(|i| i.traits().journalled));
+        let reversible: Vec<&str> = Infno::ALL
+            .iter()
+            .filter(|i| i.traits().reversible)
+            .map(|i| i.code())
+            .collect();
+        assert_eq!(
+            reversible,
+            ["2207", "2208", "2304", "2305", "2401", "2102", "2103"]
+        );
+        assert!(Infno::ALL
+            .iter()
+            .filter(|i| i.traits().reversible)
+            .all(|i| i.traits().journalled));
     }
 }

@@ -52,7 +52,10 @@ pub fn validate_request(request: &Request, regions: &dyn RegionSet) -> Result<()
     ] {
         let Some(region) = region else { continue };
         if !regions.knows(region.admdvs()) {
-            return Err(Refusal::new(ErrorCode::UnknownRegion, format!("{name}={region}")));
+            return Err(Refusal::new(
+                ErrorCode::UnknownRegion,
+                format!("{name}={region}"),
+            ));
         }
     }
     let data = Path::root().key("input").key("data");
@@ -66,10 +69,13 @@ pub fn validate_request(request: &Request, regions: &dyn RegionSet) -> Result<()
                 check_id_number(q.certno.as_ref(), &data.key("certno"))?;
             }
         }
-        RequestBody::OutpatientRegister(input) => {
-            if input.data.mdtrt_cert_type == Some(MdtrtCertType::IdCard) {
-                check_id_number(input.data.mdtrt_cert_no.as_ref(), &data.key("mdtrt_cert_no"))?;
-            }
+        RequestBody::OutpatientRegister(input)
+            if input.data.mdtrt_cert_type == Some(MdtrtCertType::IdCard) =>
+        {
+            check_id_number(
+                input.data.mdtrt_cert_no.as_ref(),
+                &data.key("mdtrt_cert_no"),
+            )?;
         }
         RequestBody::OutpatientFeeUpload(input) | RequestBody::InpatientFeeUpload(input) => {
             check_fee_lines(&input.feedetail, request.infno())?;
@@ -91,7 +97,9 @@ pub fn validate_request(request: &Request, regions: &dyn RegionSet) -> Result<()
                     format!(
                         "input.data.medfee_sumamt {} is not the sum of the drug lines {}",
                         stated,
-                        lines.map(|m| m.to_string()).unwrap_or_else(|| "(overflow)".into())
+                        lines
+                            .map(|m| m.to_string())
+                            .unwrap_or_else(|| "(overflow)".into())
                     ),
                 ));
             }
@@ -105,26 +113,39 @@ pub fn validate_request(request: &Request, regions: &dyn RegionSet) -> Result<()
                 ));
             }
         }
-        RequestBody::TotalsCheck(input) => {
-            if input.data.stmt_enddate < input.data.stmt_begndate {
-                return Err(Refusal::new(ErrorCode::InvalidRequest, "input.data.stmt_enddate is before stmt_begndate"));
-            }
+        RequestBody::TotalsCheck(input) if input.data.stmt_enddate < input.data.stmt_begndate => {
+            return Err(Refusal::new(
+                ErrorCode::InvalidRequest,
+                "input.data.stmt_enddate is before stmt_begndate",
+            ));
         }
         RequestBody::ClearingFetch(input) => {
             let q = &input.data;
             let page_size = q.page_size.unwrap_or_default();
-            if !(1..=CLEARING_ROWS_MAX as i64).contains(&page_size) || q.page_num.unwrap_or_default() < 1 {
-                return Err(Refusal::new(ErrorCode::InvalidRequest, "input.data: page_num from 1, page_size 1 to 100"));
+            if !(1..=CLEARING_ROWS_MAX as i64).contains(&page_size)
+                || q.page_num.unwrap_or_default() < 1
+            {
+                return Err(Refusal::new(
+                    ErrorCode::InvalidRequest,
+                    "input.data: page_num from 1, page_size 1 to 100",
+                ));
             }
-            let month_given = q.trt_year.is_some() && q.trt_month.is_some_and(|m| (1..=12).contains(&m));
+            let month_given =
+                q.trt_year.is_some() && q.trt_month.is_some_and(|m| (1..=12).contains(&m));
             if month_given == q.clr_date.is_some() {
-                return Err(Refusal::new(ErrorCode::InvalidRequest, "input.data: give either trt_year and trt_month, or clr_date"));
+                return Err(Refusal::new(
+                    ErrorCode::InvalidRequest,
+                    "input.data: give either trt_year and trt_month, or clr_date",
+                ));
             }
         }
-        RequestBody::ClearingConfirm(input) | RequestBody::ClearingRollback(input) => {
-            if input.data.is_empty() || input.data.len() > CLEARING_ROWS_MAX {
-                return Err(Refusal::new(ErrorCode::TooMany, "input.data: 1 to 100 rows a call"));
-            }
+        RequestBody::ClearingConfirm(input) | RequestBody::ClearingRollback(input)
+            if input.data.is_empty() || input.data.len() > CLEARING_ROWS_MAX =>
+        {
+            return Err(Refusal::new(
+                ErrorCode::TooMany,
+                "input.data: 1 to 100 rows a call",
+            ));
         }
         _ => {}
     }
@@ -141,12 +162,23 @@ fn check_settle_request(data: &SettleRequest, infno: Infno) -> Result<(), Refusa
     let path = "input.data";
     let total = data.medfee_sumamt.unwrap_or_default();
     if total < Money::ZERO {
-        return Err(Refusal::new(ErrorCode::InvalidValue, format!("{path}.medfee_sumamt is negative")));
+        return Err(Refusal::new(
+            ErrorCode::InvalidValue,
+            format!("{path}.medfee_sumamt is negative"),
+        ));
     }
     if data.mdtrt_cert_type == Some(MdtrtCertType::IdCard) {
-        check_id_number(data.mdtrt_cert_no.as_ref(), &Path::root().key("input").key("data").key("mdtrt_cert_no"))?;
+        check_id_number(
+            data.mdtrt_cert_no.as_ref(),
+            &Path::root().key("input").key("data").key("mdtrt_cert_no"),
+        )?;
     }
-    let parts = [data.fulamt_ownpay_amt, data.overlmt_selfpay, data.preselfpay_amt, data.inscp_scp_amt];
+    let parts = [
+        data.fulamt_ownpay_amt,
+        data.overlmt_selfpay,
+        data.preselfpay_amt,
+        data.inscp_scp_amt,
+    ];
     let given = parts.iter().filter(|p| p.is_some()).count();
     if given == 0 {
         return Ok(());
@@ -174,7 +206,8 @@ fn check_settle_request(data: &SettleRequest, infno: Infno) -> Result<(), Refusa
 /// Whether `cnt × pric` rounds to `det_item_fee_sumamt` (half a fen either way).
 pub fn fee_line_adds_up(line: &FeeDetail) -> bool {
     // cnt has 4 decimals and pric 6: their product has 10; a fen is 10^8 of those.
-    let (Some(cnt), Some(pric), Some(total)) = (line.cnt, line.pric, line.det_item_fee_sumamt) else {
+    let (Some(cnt), Some(pric), Some(total)) = (line.cnt, line.pric, line.det_item_fee_sumamt)
+    else {
         return false;
     };
     let product = i128::from(cnt.scaled()) * i128::from(pric.scaled());
@@ -184,7 +217,10 @@ pub fn fee_line_adds_up(line: &FeeDetail) -> bool {
 
 fn check_fee_lines(lines: &[FeeDetail], infno: Infno) -> Result<(), Refusal> {
     if lines.len() > FEE_LINES_MAX {
-        return Err(Refusal::new(ErrorCode::TooMany, format!("input.feedetail: at most {FEE_LINES_MAX} lines")));
+        return Err(Refusal::new(
+            ErrorCode::TooMany,
+            format!("input.feedetail: at most {FEE_LINES_MAX} lines"),
+        ));
     }
     let mut serials: Vec<&str> = Vec::with_capacity(lines.len());
     for (index, line) in lines.iter().enumerate() {
@@ -199,21 +235,32 @@ fn check_fee_lines(lines: &[FeeDetail], infno: Infno) -> Result<(), Refusal> {
                 ),
             ));
         }
-        let is_upload = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload);
+        let is_upload = matches!(
+            infno,
+            Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload
+        );
         if is_upload && line.mdtrt_id.as_deref().is_none_or(str::is_empty) {
-            return Err(Refusal::new(ErrorCode::MissingField, format!("input.feedetail[{index}].mdtrt_id")));
+            return Err(Refusal::new(
+                ErrorCode::MissingField,
+                format!("input.feedetail[{index}].mdtrt_id"),
+            ));
         }
         if infno == Infno::OutpatientFeeUpload && line.cnt.is_some_and(|c| c.scaled() < 0) {
             return Err(Refusal::new(
                 ErrorCode::InvalidValue,
-                format!("input.feedetail[{index}].cnt: negative quantities are withdrawn with 2205"),
+                format!(
+                    "input.feedetail[{index}].cnt: negative quantities are withdrawn with 2205"
+                ),
             ));
         }
         serials.push(line.feedetl_sn.as_deref().unwrap_or_default());
     }
     serials.sort_unstable();
     if let Some(pair) = serials.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Refusal::new(ErrorCode::FeeLineMismatch, format!("input.feedetail: feedetl_sn {} given twice", pair[0])));
+        return Err(Refusal::new(
+            ErrorCode::FeeLineMismatch,
+            format!("input.feedetail: feedetl_sn {} given twice", pair[0]),
+        ));
     }
     Ok(())
 }
@@ -234,11 +281,18 @@ fn sum_present(parts: &[Option<Money>]) -> Option<Money> {
 /// The rules of the reference's *Numbers and balances*, on a settlement split.
 pub fn check_setlinfo(info: &SetlInfo, effect: Effect) -> Vec<Anomaly> {
     let mut found = Vec::new();
-    let mut expect = |rule: &'static str, left_name: &str, left: Option<Money>, right_name: &str, right: Option<Money>| {
+    let mut expect = |rule: &'static str,
+                      left_name: &str,
+                      left: Option<Money>,
+                      right_name: &str,
+                      right: Option<Money>| {
         if let (Some(l), Some(r)) = (left, right) {
             if l != r {
                 let by = l.checked_sub(r).map(|d| d.to_string()).unwrap_or_default();
-                found.push(Anomaly { rule, detail: format!("{left_name} {l} ≠ {right_name} {r} (off by {by})") });
+                found.push(Anomaly {
+                    rule,
+                    detail: format!("{left_name} {l} ≠ {right_name} {r} (off by {by})"),
+                });
             }
         }
     };
@@ -248,47 +302,112 @@ pub fn check_setlinfo(info: &SetlInfo, effect: Effect) -> Vec<Anomaly> {
         (Some(a), Some(c)) => a.checked_add(c),
         _ => None,
     };
-    expect("person_part", "psn_part_amt", info.psn_part_amt, "acct_pay + psn_cash_pay", account_and_cash);
+    expect(
+        "person_part",
+        "psn_part_amt",
+        info.psn_part_amt,
+        "acct_pay + psn_cash_pay",
+        account_and_cash,
+    );
     let person = info.psn_part_amt.or(account_and_cash);
     // Rule 1. An absent hosp_part_amt is a hospital part of nothing: platforms
     // that never split one out leave it away, and the rule still binds the rest.
     let split = match (info.fund_pay_sumamt, person) {
-        (Some(f), Some(p)) => f.checked_add(p).and_then(|s| s.checked_add(info.hosp_part_amt.unwrap_or(Money::ZERO))),
+        (Some(f), Some(p)) => f
+            .checked_add(p)
+            .and_then(|s| s.checked_add(info.hosp_part_amt.unwrap_or(Money::ZERO))),
         _ => None,
     };
-    expect("medfee_split", "medfee_sumamt", info.medfee_sumamt, "fund_pay_sumamt + psn_part_amt + hosp_part_amt", split);
+    expect(
+        "medfee_split",
+        "medfee_sumamt",
+        info.medfee_sumamt,
+        "fund_pay_sumamt + psn_part_amt + hosp_part_amt",
+        split,
+    );
     // Rule 3, over the funds the platform sent.
-    let funds = [info.hifp_pay, info.cvlserv_pay, info.hifes_pay, info.hifmi_pay, info.hifob_pay, info.maf_pay, info.oth_pay, info.hifdm_pay];
+    let funds = [
+        info.hifp_pay,
+        info.cvlserv_pay,
+        info.hifes_pay,
+        info.hifmi_pay,
+        info.hifob_pay,
+        info.maf_pay,
+        info.oth_pay,
+        info.hifdm_pay,
+    ];
     if funds.iter().any(Option::is_some) {
-        expect("fund_parts", "fund_pay_sumamt", info.fund_pay_sumamt, "sum of the fund parts", sum_present(&funds));
+        expect(
+            "fund_parts",
+            "fund_pay_sumamt",
+            info.fund_pay_sumamt,
+            "sum of the fund parts",
+            sum_present(&funds),
+        );
     }
     // Rule 4, when the platform sent the whole breakdown.
-    let scope = [info.fulamt_ownpay_amt, info.overlmt_selfpay, info.preselfpay_amt, info.inscp_scp_amt];
+    let scope = [
+        info.fulamt_ownpay_amt,
+        info.overlmt_selfpay,
+        info.preselfpay_amt,
+        info.inscp_scp_amt,
+    ];
     if scope.iter().all(Option::is_some) {
-        expect("scope_parts", "medfee_sumamt", info.medfee_sumamt, "fulamt_ownpay_amt + overlmt_selfpay + preselfpay_amt + inscp_scp_amt", sum_present(&scope));
+        expect(
+            "scope_parts",
+            "medfee_sumamt",
+            info.medfee_sumamt,
+            "fulamt_ownpay_amt + overlmt_selfpay + preselfpay_amt + inscp_scp_amt",
+            sum_present(&scope),
+        );
     }
     if info.medfee_sumamt.is_none() || info.fund_pay_sumamt.is_none() || person.is_none() {
-        found.push(Anomaly { rule: "incomplete_split", detail: "medfee_sumamt, fund_pay_sumamt and the person's part must all be given".into() });
+        found.push(Anomaly {
+            rule: "incomplete_split",
+            detail: "medfee_sumamt, fund_pay_sumamt and the person's part must all be given".into(),
+        });
     }
-    let amounts = [info.medfee_sumamt, info.fund_pay_sumamt, info.psn_part_amt, info.acct_pay, info.psn_cash_pay];
+    let amounts = [
+        info.medfee_sumamt,
+        info.fund_pay_sumamt,
+        info.psn_part_amt,
+        info.acct_pay,
+        info.psn_cash_pay,
+    ];
     match effect {
         Effect::CancelSettlement if amounts.iter().flatten().any(|m| *m > Money::ZERO) => {
-            found.push(Anomaly { rule: "cancel_sign", detail: "a cancel answers with amounts of zero or below".into() });
+            found.push(Anomaly {
+                rule: "cancel_sign",
+                detail: "a cancel answers with amounts of zero or below".into(),
+            });
         }
         Effect::Settle if amounts.iter().flatten().any(|m| *m < Money::ZERO) => {
-            found.push(Anomaly { rule: "cancel_sign", detail: "a settlement answers with amounts of zero or above".into() });
+            found.push(Anomaly {
+                rule: "cancel_sign",
+                detail: "a settlement answers with amounts of zero or above".into(),
+            });
         }
         _ => {}
     }
-    if matches!(effect, Effect::Settle | Effect::CancelSettlement) && info.setl_id.as_deref().is_none_or(str::is_empty) {
-        found.push(Anomaly { rule: "missing_setl_id", detail: "a committed settlement names its setl_id".into() });
+    if matches!(effect, Effect::Settle | Effect::CancelSettlement)
+        && info.setl_id.as_deref().is_none_or(str::is_empty)
+    {
+        found.push(Anomaly {
+            rule: "missing_setl_id",
+            detail: "a committed settlement names its setl_id".into(),
+        });
     }
     found
 }
 
 /// The four parts of a classified fee line sum to its total.
 pub fn check_fee_result(line: &FeeResult) -> Option<Anomaly> {
-    let parts = [line.fulamt_ownpay_amt, line.overlmt_amt, line.preselfpay_amt, line.inscp_scp_amt];
+    let parts = [
+        line.fulamt_ownpay_amt,
+        line.overlmt_amt,
+        line.preselfpay_amt,
+        line.inscp_scp_amt,
+    ];
     let total = line.det_item_fee_sumamt?;
     if !parts.iter().all(Option::is_some) {
         return None;
@@ -296,7 +415,12 @@ pub fn check_fee_result(line: &FeeResult) -> Option<Anomaly> {
     let sum = sum_present(&parts)?;
     (sum != total).then(|| Anomaly {
         rule: "fee_result_parts",
-        detail: format!("feedetl_sn {}: parts {} ≠ det_item_fee_sumamt {}", line.feedetl_sn.as_deref().unwrap_or_default(), sum, total),
+        detail: format!(
+            "feedetl_sn {}: parts {} ≠ det_item_fee_sumamt {}",
+            line.feedetl_sn.as_deref().unwrap_or_default(),
+            sum,
+            total
+        ),
     })
 }
 
@@ -308,7 +432,10 @@ pub fn check_answer(infno: Infno, answer: &Answer) -> Vec<Anomaly> {
     let mut found = Vec::new();
     if let Some(output) = &answer.output {
         if let Some(path) = first_missing(output.record(), &Path::root().key("output")) {
-            found.push(Anomaly { rule: "missing_field", detail: path.to_string() });
+            found.push(Anomaly {
+                rule: "missing_field",
+                detail: path.to_string(),
+            });
         }
     }
     match &answer.output {
@@ -326,8 +453,15 @@ pub fn check_answer(infno: Infno, answer: &Answer) -> Vec<Anomaly> {
         Some(AnswerBody::OutpatientFeeUpload(o) | AnswerBody::InpatientFeeUpload(o)) => {
             found.extend(o.result.iter().filter_map(check_fee_result));
         }
-        None if matches!(infno.traits().effect, Effect::Settle | Effect::CancelSettlement) => {
-            found.push(Anomaly { rule: "missing_setl_id", detail: "a successful settlement answer without output".into() });
+        None if matches!(
+            infno.traits().effect,
+            Effect::Settle | Effect::CancelSettlement
+        ) =>
+        {
+            found.push(Anomaly {
+                rule: "missing_setl_id",
+                detail: "a successful settlement answer without output".into(),
+            });
         }
         _ => {}
     }
@@ -345,7 +479,13 @@ pub fn field_count(record: &dyn Record) -> usize {
             FieldRef::Scalar(Some(_)) => 1,
             FieldRef::Scalar(None) | FieldRef::Record(None) => 0,
             FieldRef::Record(Some(child)) => 1 + field_count(child),
-            FieldRef::List(list) => (0..list.len()).filter_map(|i| list.get(i)).map(field_count).sum::<usize>() + 1,
+            FieldRef::List(list) => {
+                (0..list.len())
+                    .filter_map(|i| list.get(i))
+                    .map(field_count)
+                    .sum::<usize>()
+                    + 1
+            }
         };
     }
     count

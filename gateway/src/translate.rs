@@ -23,7 +23,11 @@ pub struct TranslateArgs {
 
 /// Translates `input`; a refusal says why the message cannot be translated.
 /// Warnings (anomalies of an answer that is still passed on) go to `warnings`.
-pub fn translate(args: &TranslateArgs, input: &[u8], warnings: &mut Vec<String>) -> Result<Vec<u8>, Refusal> {
+pub fn translate(
+    args: &TranslateArgs,
+    input: &[u8],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<u8>, Refusal> {
     let limits = Limits::DEFAULT;
     let from = dialect(&args.from)?;
     let to = dialect(&args.to)?;
@@ -34,8 +38,9 @@ pub fn translate(args: &TranslateArgs, input: &[u8], warnings: &mut Vec<String>)
             Ok(to.encode_request(&request))
         }
         Some(code) => {
-            let infno = Infno::from_code(code)
-                .ok_or_else(|| Refusal::new(ErrorCode::UnknownTransaction, format!("--infno {code}")))?;
+            let infno = Infno::from_code(code).ok_or_else(|| {
+                Refusal::new(ErrorCode::UnknownTransaction, format!("--infno {code}"))
+            })?;
             let answer = from.decode_answer(infno, input, &limits)?;
             for anomaly in check_answer(infno, &answer) {
                 warnings.push(format!("anomaly {}: {}", anomaly.rule, anomaly.detail));
