@@ -90,3 +90,9 @@ pub fn dialect(name: &str) -> Result<&'static dyn Dialect, Refusal> {
             )
         })
 }
+
+impl std::fmt::Debug for dyn Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dialect({})", self.name())
+    }
+}

@@ -28,4 +28,28 @@ pub enum Command {
     ///
     /// Example: jjj-gateway translate --from national --to national < contracts/fixtures/national/2207-request.json
     Translate(crate::translate::TranslateArgs),
+    /// Make a development PKI: CA, server certificate, client certificates.
+    ///
+    /// Writes DIR/ca.pem (and ca.key), DIR/server.pem|.key for localhost,
+    /// 127.0.0.1 and ::1, DIR/gateway.pem|.key (the gateway's own client
+    /// certificate towards the platforms) and DIR/<code>.pem|.key for every
+    /// institution of --config and every --client. For production use your
+    /// own CA: see certs/README.md.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Run the gateway: mutual TLS on the configured address, every message
+    /// routed to the patient's insured region. SIGHUP reloads certificates;
+    /// SIGTERM stops accepting and lets requests in flight finish.
+    Serve {
+        /// The configuration file (see deploy/gateway.example.toml).
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+}
+
+/// `certs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Make the development PKI in a folder.
+    Init(crate::certs::CertsArgs),
 }

@@ -1,6 +1,18 @@
 //! The jjj-gateway server and its command-line tools. `main` only parses the
 //! command line and calls into here, so tests reach everything as a library.
 
+pub mod certs;
 pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod limit;
+pub mod metrics;
+pub mod pipeline;
+pub mod route;
 pub mod sandbox;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod tls;
 pub mod translate;
+pub mod upstream;

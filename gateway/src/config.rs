@@ -1,0 +1,530 @@
+//! The gateway's configuration: TOML parsed once, at start-up, into typed
+//! values, and validated with errors that name the key. Every key is
+//! documented in `deploy/gateway.example.toml`.
+
+use contracts::transaction::Pace;
+use contracts::Admdvs;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or a key of the wrong type, or an unknown key.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A value that parses but cannot be used.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key, e.g. `regions[1].admdvs`.
+        key: String,
+        /// Why.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    server: ServerFile,
+    #[serde(default)]
+    limits: LimitsFile,
+    #[serde(default)]
+    ledger: Option<LedgerFile>,
+    #[serde(default)]
+    regions: Vec<RegionFile>,
+    #[serde(default)]
+    institutions: Vec<InstitutionFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    listen: String,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    #[serde(default = "defaults::body_bytes_max")]
+    body_bytes_max: usize,
+    #[serde(default = "defaults::header_read_timeout_ms")]
+    header_read_timeout_ms: u64,
+    #[serde(default = "defaults::body_read_timeout_ms")]
+    body_read_timeout_ms: u64,
+    #[serde(default = "defaults::connections_max")]
+    connections_max: usize,
+    #[serde(default = "defaults::concurrency_max")]
+    concurrency_max: usize,
+    #[serde(default = "defaults::shutdown_grace_ms")]
+    shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    #[serde(default = "defaults::institution_rate")]
+    institution_per_second: u32,
+    #[serde(default = "defaults::institution_burst")]
+    institution_burst: u32,
+    #[serde(default = "defaults::region_rate")]
+    region_per_second: u32,
+    #[serde(default = "defaults::region_burst")]
+    region_burst: u32,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        LimitsFile {
+            institution_per_second: defaults::institution_rate(),
+            institution_burst: defaults::institution_burst(),
+            region_per_second: defaults::region_rate(),
+            region_burst: defaults::region_burst(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerFile {
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionFile {
+    admdvs: String,
+    name: String,
+    dialect: String,
+    upstreams: Vec<String>,
+    ca: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    #[serde(default)]
+    timeouts_ms: TimeoutsFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeoutsFile {
+    #[serde(default = "defaults::short_ms")]
+    short: u64,
+    #[serde(default = "defaults::medium_ms")]
+    medium: u64,
+    #[serde(default = "defaults::long_ms")]
+    long: u64,
+}
+
+impl Default for TimeoutsFile {
+    fn default() -> Self {
+        TimeoutsFile {
+            short: defaults::short_ms(),
+            medium: defaults::medium_ms(),
+            long: defaults::long_ms(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstitutionFile {
+    code: String,
+    name: String,
+    role: Role,
+    admdvs: String,
+    #[serde(default)]
+    level: Option<u8>,
+    #[serde(default)]
+    owner: Option<Owner>,
+    #[serde(default)]
+    dialect: Option<String>,
+}
+
+mod defaults {
+    pub fn body_bytes_max() -> usize {
+        4 * 1024 * 1024
+    }
+    pub fn header_read_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn body_read_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn connections_max() -> usize {
+        10_000
+    }
+    pub fn concurrency_max() -> usize {
+        2_048
+    }
+    pub fn shutdown_grace_ms() -> u64 {
+        15_000
+    }
+    pub fn institution_rate() -> u32 {
+        50
+    }
+    pub fn institution_burst() -> u32 {
+        100
+    }
+    pub fn region_rate() -> u32 {
+        5_000
+    }
+    pub fn region_burst() -> u32 {
+        10_000
+    }
+    pub fn short_ms() -> u64 {
+        3_000
+    }
+    pub fn medium_ms() -> u64 {
+        8_000
+    }
+    pub fn long_ms() -> u64 {
+        20_000
+    }
+}
+
+/// What a caller is allowed to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A designated hospital or pharmacy: acts only for itself, in its own region.
+    Hospital,
+    /// A regional platform: acts for the institutions of its region, uploads statements.
+    Platform,
+    /// A clearing officer: the clearing API and page only.
+    Officer,
+}
+
+/// Who runs a hospital, where the policy distinguishes (Hebei's 三级 hospitals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Owner {
+    /// Run by the province (省属).
+    Provincial,
+    /// Run by the city (市属).
+    City,
+}
+
+/// The server's own settings.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The CA that signs callers' client certificates.
+    pub ca: PathBuf,
+    /// The server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The server key (PEM).
+    pub key: PathBuf,
+    /// The largest request body accepted (413 beyond).
+    pub body_bytes_max: usize,
+    /// How long a client may take to send its headers.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send its body.
+    pub body_read_timeout: Duration,
+    /// Open connections at most; more wait in the kernel's backlog.
+    pub connections_max: usize,
+    /// Requests in progress at most; more are shed with 503.
+    pub concurrency_max: usize,
+    /// How long in-flight requests may run after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// Rate limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests a second per institution.
+    pub institution_per_second: u32,
+    /// Burst per institution.
+    pub institution_burst: u32,
+    /// Requests a second towards one insured region's platform.
+    pub region_per_second: u32,
+    /// Burst per insured region.
+    pub region_burst: u32,
+}
+
+/// Timeouts of upstream calls by the transaction's pace.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Lookups, registrations.
+    pub short: Duration,
+    /// Uploads, outpatient and pharmacy settlements.
+    pub medium: Duration,
+    /// Inpatient settlements and clearing.
+    pub long: Duration,
+}
+
+impl Timeouts {
+    /// The timeout for a pace.
+    pub fn for_pace(&self, pace: Pace) -> Duration {
+        match pace {
+            Pace::Short => self.short,
+            Pace::Medium => self.medium,
+            Pace::Long => self.long,
+        }
+    }
+}
+
+/// One insured region's platform.
+#[derive(Debug, Clone)]
+pub struct Region {
+    /// The region's code; requests whose insured region lies within it go here.
+    pub admdvs: Admdvs,
+    /// Its name.
+    pub name: String,
+    /// The dialect its platform speaks.
+    pub dialect: &'static dyn adapters::Dialect,
+    /// Its platform's URLs, tried in order on connect errors.
+    pub upstreams: Vec<http::Uri>,
+    /// The CA its platform's server certificate is signed by.
+    pub ca: PathBuf,
+    /// The gateway's client certificate towards it.
+    pub client_cert: PathBuf,
+    /// The key of that certificate.
+    pub client_key: PathBuf,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+}
+
+/// One configured caller.
+#[derive(Debug, Clone)]
+pub struct Institution {
+    /// Its code: the certificate's CN or a DNS SAN, and the `fixmedins_code` it sends.
+    pub code: String,
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// Its region.
+    pub admdvs: Admdvs,
+    /// Hospital level 1–3, where known.
+    pub level: Option<u8>,
+    /// Owner, where the policy distinguishes.
+    pub owner: Option<Owner>,
+    /// The dialect it speaks on `/fsi/...` (national by default).
+    pub dialect: &'static dyn adapters::Dialect,
+}
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server.
+    pub server: Server,
+    /// Rate limits.
+    pub limits: Limits,
+    /// The ledger's URL (`sqlite://…` or `postgres://…`), if any.
+    pub ledger_url: Option<String>,
+    /// The regions, by insured admdvs.
+    pub regions: Vec<Region>,
+    /// The callers.
+    pub institutions: Vec<Institution>,
+}
+
+fn admdvs(key: &str, text: &str) -> Result<Admdvs, ConfigError> {
+    Admdvs::parse(text).map_err(|_| invalid(key, format!("{text:?} is not a 6-digit region code")))
+}
+
+fn dialect(key: &str, name: &str) -> Result<&'static dyn adapters::Dialect, ConfigError> {
+    adapters::dialect(name).map_err(|r| invalid(key, r.detail))
+}
+
+fn positive(key: &str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be above zero"));
+    }
+    Ok(value)
+}
+
+impl Config {
+    /// Reads and validates a configuration file. Relative paths in it are
+    /// relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|e| match e {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates configuration text; relative paths are taken from `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let file: File = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        let resolve = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
+        let s = &file.server;
+        let server = Server {
+            listen: s.listen.parse().map_err(|_| {
+                invalid(
+                    "server.listen",
+                    format!("{:?} is not an address like 127.0.0.1:8443", s.listen),
+                )
+            })?,
+            ca: resolve(&s.ca),
+            cert: resolve(&s.cert),
+            key: resolve(&s.key),
+            body_bytes_max: positive("server.body_bytes_max", s.body_bytes_max as u64)? as usize,
+            header_read_timeout: Duration::from_millis(positive(
+                "server.header_read_timeout_ms",
+                s.header_read_timeout_ms,
+            )?),
+            body_read_timeout: Duration::from_millis(positive(
+                "server.body_read_timeout_ms",
+                s.body_read_timeout_ms,
+            )?),
+            connections_max: positive("server.connections_max", s.connections_max as u64)? as usize,
+            concurrency_max: positive("server.concurrency_max", s.concurrency_max as u64)? as usize,
+            shutdown_grace: Duration::from_millis(s.shutdown_grace_ms),
+        };
+        let l = &file.limits;
+        let limits = Limits {
+            institution_per_second: positive(
+                "limits.institution_per_second",
+                l.institution_per_second.into(),
+            )? as u32,
+            institution_burst: positive("limits.institution_burst", l.institution_burst.into())?
+                as u32,
+            region_per_second: positive("limits.region_per_second", l.region_per_second.into())?
+                as u32,
+            region_burst: positive("limits.region_burst", l.region_burst.into())? as u32,
+        };
+        let mut regions = Vec::with_capacity(file.regions.len());
+        for (i, r) in file.regions.iter().enumerate() {
+            let key = |k: &str| format!("regions[{i}].{k}");
+            let code = admdvs(&key("admdvs"), &r.admdvs)?;
+            if regions.iter().any(|other: &Region| other.admdvs == code) {
+                return Err(invalid(
+                    key("admdvs"),
+                    format!("{code} is configured twice"),
+                ));
+            }
+            if r.upstreams.is_empty() {
+                return Err(invalid(key("upstreams"), "at least one URL"));
+            }
+            let mut upstreams = Vec::with_capacity(r.upstreams.len());
+            for (j, url) in r.upstreams.iter().enumerate() {
+                let uri: http::Uri = url.parse().map_err(|_| {
+                    invalid(
+                        format!("regions[{i}].upstreams[{j}]"),
+                        format!("{url:?} is not a URL"),
+                    )
+                })?;
+                if uri.scheme_str() != Some("https") || uri.host().is_none() {
+                    return Err(invalid(
+                        format!("regions[{i}].upstreams[{j}]"),
+                        "must be an https:// URL (the platforms speak mutual TLS)",
+                    ));
+                }
+                upstreams.push(uri);
+            }
+            let t = &r.timeouts_ms;
+            regions.push(Region {
+                admdvs: code,
+                name: r.name.clone(),
+                dialect: dialect(&key("dialect"), &r.dialect)?,
+                upstreams,
+                ca: resolve(&r.ca),
+                client_cert: resolve(&r.client_cert),
+                client_key: resolve(&r.client_key),
+                timeouts: Timeouts {
+                    short: Duration::from_millis(positive(&key("timeouts_ms.short"), t.short)?),
+                    medium: Duration::from_millis(positive(&key("timeouts_ms.medium"), t.medium)?),
+                    long: Duration::from_millis(positive(&key("timeouts_ms.long"), t.long)?),
+                },
+            });
+        }
+        let mut institutions: Vec<Institution> = Vec::with_capacity(file.institutions.len());
+        for (i, inst) in file.institutions.iter().enumerate() {
+            let key = |k: &str| format!("institutions[{i}].{k}");
+            if inst.code.is_empty()
+                || inst.code.len() > 64
+                || !inst
+                    .code
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(key("code"), "1 to 64 letters, digits, - or _"));
+            }
+            if institutions.iter().any(|other| other.code == inst.code) {
+                return Err(invalid(
+                    key("code"),
+                    format!("{} is configured twice", inst.code),
+                ));
+            }
+            if let Some(level) = inst.level {
+                if !(1..=3).contains(&level) {
+                    return Err(invalid(key("level"), "1, 2 or 3"));
+                }
+            }
+            institutions.push(Institution {
+                code: inst.code.clone(),
+                name: inst.name.clone(),
+                role: inst.role,
+                admdvs: admdvs(&key("admdvs"), &inst.admdvs)?,
+                level: inst.level,
+                owner: inst.owner,
+                dialect: dialect(
+                    &key("dialect"),
+                    inst.dialect.as_deref().unwrap_or("national"),
+                )?,
+            });
+        }
+        let ledger_url = match &file.ledger {
+            Some(l)
+                if l.url.starts_with("sqlite://")
+                    || l.url.starts_with("postgres://")
+                    || l.url.starts_with("postgresql://") =>
+            {
+                Some(l.url.clone())
+            }
+            Some(l) => {
+                return Err(invalid(
+                    "ledger.url",
+                    format!("{:?}: sqlite://PATH or postgres://…", l.url),
+                ))
+            }
+            None => None,
+        };
+        Ok(Config {
+            server,
+            limits,
+            ledger_url,
+            regions,
+            institutions,
+        })
+    }
+}

@@ -1,0 +1,348 @@
+//! The HTTPS server: accepts connections over mutual TLS, identifies the
+//! caller once per connection, and serves the paths of DESIGN.md's external
+//! interface. Also the background duties: certificate reload on SIGHUP,
+//! limiter pruning, platform reachability, graceful shutdown on SIGTERM.
+
+use crate::identity::Caller;
+use crate::pipeline::{self, Reply};
+use crate::state::Gateway;
+use crate::tls::Reloadable;
+use bytes::Bytes;
+use contracts::{Answer, ErrorCode, Refusal};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// The path hospitals' HIS already call.
+pub const NATIONAL_PATH: &str = "/fsi/api/rsfComIfsService/callService";
+
+/// A running server's shared parts.
+struct Shared {
+    gateway: Arc<Gateway>,
+    in_flight: Arc<Semaphore>,
+}
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish
+/// within the configured grace period. Prints `listening on https://ADDR`.
+pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let server = gateway.config.server.clone();
+    let tls = Arc::new(Reloadable::load(&server.ca, &server.cert, &server.key)?);
+    let listener = TcpListener::bind(server.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", server.listen))?;
+    let local: SocketAddr = listener.local_addr()?;
+    println!("listening on https://{local}");
+    tracing::info!(%local, "listening");
+    let shared = Arc::new(Shared {
+        in_flight: Arc::new(Semaphore::new(server.concurrency_max)),
+        gateway: Arc::new(gateway),
+    });
+    spawn_duties(&shared.gateway, &tls);
+    let connections = Arc::new(Semaphore::new(server.connections_max));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit?,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+        let shared = shared.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let handshake = tokio::time::timeout(
+                shared.gateway.config.server.header_read_timeout,
+                acceptor.accept(stream),
+            )
+            .await;
+            let tls_stream = match handshake {
+                Ok(Ok(tls_stream)) => tls_stream,
+                Ok(Err(error)) => {
+                    tracing::info!(%peer, %error, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let caller: Arc<Result<Caller, Refusal>> = Arc::new(
+                match tls_stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                {
+                    Some(leaf) => shared.gateway.directory.identify(leaf),
+                    None => Err(Refusal::new(
+                        ErrorCode::UnknownCaller,
+                        "no client certificate",
+                    )),
+                },
+            );
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let shared = shared.clone();
+                let caller = caller.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&shared, &caller, request).await) }
+            });
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Some(Duration::from_secs(5)))
+                .max_buf_size(64 * 1024);
+            builder
+                .http2()
+                .max_concurrent_streams(256)
+                .max_header_list_size(64 * 1024);
+            let connection = builder.serve_connection(TokioIo::new(tls_stream), service);
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections; waiting for requests in flight");
+    let grace = shared.gateway.config.server.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over with requests still in flight");
+    }
+    Ok(())
+}
+
+fn spawn_duties(gateway: &Arc<Gateway>, tls: &Arc<Reloadable>) {
+    #[cfg(unix)]
+    {
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let Ok(mut hangups) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("certificates reloaded"),
+                    Err(error) => {
+                        tracing::error!(error = %format!("{error:#}"), "certificate reload failed; keeping the old ones")
+                    }
+                }
+            }
+        });
+    }
+    let g = gateway.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            g.limiters.prune();
+        }
+    });
+    let g = gateway.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            for (index, region) in g.config.regions.iter().enumerate() {
+                let mut reachable = false;
+                for url in &region.upstreams {
+                    let host = url
+                        .host()
+                        .unwrap_or("localhost")
+                        .trim_start_matches('[')
+                        .trim_end_matches(']');
+                    let port = url.port_u16().unwrap_or(443);
+                    if let Ok(Ok(_)) = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        tokio::net::TcpStream::connect((host, port)),
+                    )
+                    .await
+                    {
+                        reachable = true;
+                        break;
+                    }
+                }
+                g.reachable[index].store(reachable, Ordering::Relaxed);
+            }
+        }
+    });
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn from_reply(reply: Reply) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(reply.media_type),
+    );
+    if let Some(seconds) = reply.retry_after {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    }
+    response
+}
+
+fn refusal_reply(
+    dialect: &'static dyn adapters::Dialect,
+    refusal: &Refusal,
+) -> Response<Full<Bytes>> {
+    from_reply(Reply {
+        status: refusal.code.http_status(),
+        body: dialect.encode_answer(None, &Answer::refusal(refusal)),
+        media_type: dialect.media_type(),
+        retry_after: None,
+    })
+}
+
+async fn handle(
+    shared: &Shared,
+    caller: &Result<Caller, Refusal>,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let gateway = &shared.gateway;
+    let path = request.uri().path().to_owned();
+    let national: &'static dyn adapters::Dialect = &adapters::national::National;
+    match (request.method(), path.as_str()) {
+        (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") if gateway.ready() => return text(StatusCode::OK, "ready\n"),
+        (&Method::GET, "/readyz") => {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: a region has no reachable platform\n",
+            )
+        }
+        (&Method::GET, "/metrics") => {
+            let mut response = text(StatusCode::OK, gateway.metrics.render(&gateway.upstreams));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return response;
+        }
+        _ => {}
+    }
+    let dialect = if path == NATIONAL_PATH {
+        national
+    } else if let Some(name) = path.strip_prefix("/v1/messages/") {
+        match adapters::dialect(name) {
+            Ok(dialect) => dialect,
+            Err(refusal) => return refusal_reply(national, &refusal),
+        }
+    } else {
+        return refusal_reply(national, &Refusal::new(ErrorCode::NotFound, "no such path"));
+    };
+    if request.method() != Method::POST {
+        return refusal_reply(
+            dialect,
+            &Refusal::new(ErrorCode::MethodNotAllowed, "messages are POSTed"),
+        );
+    }
+    // Load shedding: beyond the concurrency bound, answer at once rather than queue.
+    let Ok(_in_flight) = shared.in_flight.clone().try_acquire_owned() else {
+        return refusal_reply(
+            dialect,
+            &Refusal::new(ErrorCode::Overloaded, "too many requests in flight"),
+        );
+    };
+    let max = gateway.config.server.body_bytes_max;
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return refusal_reply(
+            dialect,
+            &Refusal::new(ErrorCode::TooLarge, format!("at most {max} bytes")),
+        );
+    }
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match tokio::time::timeout(
+        gateway.config.server.body_read_timeout,
+        Limited::new(request.into_body(), max).collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error))
+            if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return refusal_reply(
+                dialect,
+                &Refusal::new(ErrorCode::TooLarge, format!("at most {max} bytes")),
+            );
+        }
+        Ok(Err(_)) => {
+            return refusal_reply(
+                dialect,
+                &Refusal::new(ErrorCode::Malformed, "the request body could not be read"),
+            )
+        }
+        Err(_) => {
+            return refusal_reply(
+                dialect,
+                &Refusal::new(
+                    ErrorCode::RequestTimeout,
+                    "the request body came too slowly",
+                ),
+            )
+        }
+    };
+    from_reply(pipeline::message(gateway, caller, dialect, &body, traceparent.as_deref()).await)
+}
+
+/// Runs `serve` for the command line: tracing, the runtime, and SIGTERM/SIGINT.
+pub fn run(config_path: &std::path::Path) -> anyhow::Result<u8> {
+    crate::telemetry::init();
+    let config = crate::config::Config::load(config_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let gateway = Gateway::new(config)?;
+        serve(gateway, crate::telemetry::termination()).await
+    })?;
+    Ok(0)
+}

@@ -1,0 +1,61 @@
+//! The gateway's shared state: built once at start-up from the validated
+//! configuration and passed to every request as one `Arc`.
+
+use crate::config::Config;
+use crate::identity::Directory;
+use crate::limit::Limiters;
+use crate::metrics::Metrics;
+use crate::route::Routes;
+use crate::upstream::Upstreams;
+use std::sync::atomic::AtomicBool;
+
+/// Everything a request may need, built once.
+pub struct Gateway {
+    /// The configuration.
+    pub config: Config,
+    /// Callers by certificate name.
+    pub directory: Directory,
+    /// Insured region → platform.
+    pub routes: Routes,
+    /// Rate limiters.
+    pub limiters: Limiters,
+    /// Platform clients.
+    pub upstreams: Upstreams,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Bounds on decoding.
+    pub decode_limits: adapters::Limits,
+    /// Per region: whether one of its platform addresses accepted a connection lately.
+    pub reachable: Vec<AtomicBool>,
+}
+
+impl Gateway {
+    /// Builds the state; fails on unreadable certificates or keys.
+    pub fn new(config: Config) -> anyhow::Result<Gateway> {
+        let upstreams = Upstreams::new(&config.regions)?;
+        Ok(Gateway {
+            directory: Directory::new(&config.institutions),
+            routes: Routes::new(config.regions.iter().map(|r| r.admdvs)),
+            limiters: Limiters::new(&config.limits),
+            metrics: Metrics::new(config.regions.len()),
+            decode_limits: adapters::Limits {
+                body_bytes_max: config.server.body_bytes_max,
+                ..adapters::Limits::DEFAULT
+            },
+            reachable: config
+                .regions
+                .iter()
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            upstreams,
+            config,
+        })
+    }
+
+    /// Whether every region has a reachable platform address.
+    pub fn ready(&self) -> bool {
+        self.reachable
+            .iter()
+            .all(|r| r.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}

@@ -1,0 +1,221 @@
+//! Calls to the regional platforms: one pooled hyper client per region over
+//! mutual TLS (keep-alive; HTTP/2 where the platform offers it), several URLs
+//! per region with failover on connect errors, a circuit breaker per URL, and
+//! a timeout per transaction's pace.
+
+use crate::config::Region;
+use bytes::Bytes;
+use contracts::transaction::Pace;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Consecutive failures that open a breaker.
+pub const BREAKER_FAILURES_MAX: u32 = 5;
+/// How long an open breaker keeps its URL out of use.
+pub const BREAKER_OPEN_MS: u64 = 5_000;
+/// The largest answer accepted from a platform.
+pub const ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Why a platform call did not give an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No URL of the region could be connected to (or all breakers are open):
+    /// nothing was sent, so nothing happened.
+    Unreachable,
+    /// The request was sent and no answer came in time: the outcome is unknown.
+    Timeout,
+    /// The request was sent and the connection broke: the outcome is unknown.
+    Lost,
+    /// The platform answered with an HTTP error status.
+    Status(u16),
+}
+
+impl Failure {
+    /// Whether the platform may have acted on the request.
+    pub fn outcome_unknown(self) -> bool {
+        matches!(self, Failure::Timeout | Failure::Lost)
+    }
+
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::Unreachable => "unreachable",
+            Failure::Timeout => "timeout",
+            Failure::Lost => "lost",
+            Failure::Status(_) => "status",
+        }
+    }
+}
+
+/// A circuit breaker for one URL: open after consecutive failures, half-open
+/// (one try lets through) once the open period has passed.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    failures: AtomicU32,
+    open_until_ms: AtomicU64,
+}
+
+impl Breaker {
+    fn now_ms(epoch: Instant) -> u64 {
+        epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether a call may go to this URL now.
+    pub fn allows(&self, epoch: Instant) -> bool {
+        Self::now_ms(epoch) >= self.open_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// Whether it is open now.
+    pub fn is_open(&self, epoch: Instant) -> bool {
+        !self.allows(epoch)
+    }
+
+    fn succeeded(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+    }
+
+    fn failed(&self, epoch: Instant) {
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= BREAKER_FAILURES_MAX {
+            self.open_until_ms
+                .store(Self::now_ms(epoch) + BREAKER_OPEN_MS, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The client of one region's platform.
+pub struct RegionClient {
+    /// Its configuration.
+    pub region: Region,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One breaker per URL, in the order of `region.upstreams`.
+    pub breakers: Vec<Breaker>,
+}
+
+/// The clients of every configured region.
+pub struct Upstreams {
+    /// In configuration order (the index `route` returns).
+    pub regions: Vec<RegionClient>,
+    epoch: Instant,
+}
+
+impl Upstreams {
+    /// Builds one pooled client per region, with its TLS configuration, once.
+    pub fn new(regions: &[Region]) -> anyhow::Result<Upstreams> {
+        let mut clients = Vec::with_capacity(regions.len());
+        for region in regions {
+            let tls =
+                crate::tls::client_config(&region.ca, &region.client_cert, &region.client_key)?;
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(Duration::from_secs(2)));
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_only()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(http);
+            let client = Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(256)
+                .build(connector);
+            clients.push(RegionClient {
+                region: region.clone(),
+                client,
+                breakers: region
+                    .upstreams
+                    .iter()
+                    .map(|_| Breaker::default())
+                    .collect(),
+            });
+        }
+        Ok(Upstreams {
+            regions: clients,
+            epoch: Instant::now(),
+        })
+    }
+
+    /// When the breakers' clock started.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// Sends `body` to region `index`'s platform and returns its answer's bytes.
+    /// Tries the region's URLs in order while connecting fails; never re-sends
+    /// a request that may have arrived.
+    pub async fn call(
+        &self,
+        index: usize,
+        pace: Pace,
+        body: Bytes,
+        traceparent: Option<&str>,
+    ) -> Result<Bytes, Failure> {
+        let Some(target) = self.regions.get(index) else {
+            return Err(Failure::Unreachable);
+        };
+        let timeout = target.region.timeouts.for_pace(pace);
+        let deadline = tokio::time::Instant::now() + timeout;
+        for (url, breaker) in target.region.upstreams.iter().zip(&target.breakers) {
+            if !breaker.allows(self.epoch) {
+                continue;
+            }
+            let mut request = http::Request::post(url.clone()).header(
+                http::header::CONTENT_TYPE,
+                target.region.dialect.media_type(),
+            );
+            if let Some(parent) = traceparent {
+                request = request.header("traceparent", parent);
+            }
+            let Ok(request) = request.body(Full::new(body.clone())) else {
+                return Err(Failure::Unreachable);
+            };
+            let sent = tokio::time::timeout_at(deadline, target.client.request(request)).await;
+            let response = match sent {
+                Err(_) => {
+                    breaker.failed(self.epoch);
+                    return Err(Failure::Timeout);
+                }
+                Ok(Err(error)) if error.is_connect() => {
+                    breaker.failed(self.epoch);
+                    continue;
+                }
+                Ok(Err(_)) => {
+                    breaker.failed(self.epoch);
+                    return Err(Failure::Lost);
+                }
+                Ok(Ok(response)) => response,
+            };
+            let status = response.status();
+            let collected = tokio::time::timeout_at(
+                deadline,
+                Limited::new(response.into_body(), ANSWER_BYTES_MAX).collect(),
+            )
+            .await;
+            return match collected {
+                Err(_) => {
+                    breaker.failed(self.epoch);
+                    Err(Failure::Timeout)
+                }
+                Ok(Err(_)) => {
+                    breaker.failed(self.epoch);
+                    Err(Failure::Lost)
+                }
+                Ok(Ok(_)) if !status.is_success() => {
+                    breaker.failed(self.epoch);
+                    Err(Failure::Status(status.as_u16()))
+                }
+                Ok(Ok(body)) => {
+                    breaker.succeeded();
+                    Ok(body.to_bytes())
+                }
+            };
+        }
+        Err(Failure::Unreachable)
+    }
+}
