@@ -57,10 +57,21 @@ fn leaf(
     Ok((params, key))
 }
 
-/// Makes the PKI in `out`: the CA, the server certificate, and a client
-/// certificate for `gateway` and each code in `clients`.
-pub fn init(out: &Path, clients: &[String]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+/// The CA in `out`: the one already there (`ca.pem` and `ca.key`), so that
+/// certificates made later chain to it, or a new one.
+fn ca(out: &Path) -> anyhow::Result<Issuer<'static, KeyPair>> {
+    let (cert_path, key_path) = (out.join("ca.pem"), out.join("ca.key"));
+    if cert_path.exists() && key_path.exists() {
+        let key = KeyPair::from_pem(
+            &std::fs::read_to_string(&key_path)
+                .with_context(|| format!("reading {}", key_path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", key_path.display()))?;
+        let pem = std::fs::read_to_string(&cert_path)
+            .with_context(|| format!("reading {}", cert_path.display()))?;
+        return Issuer::from_ca_cert_pem(&pem, key)
+            .with_context(|| format!("using the CA in {}", cert_path.display()));
+    }
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
     ca_params
         .distinguished_name
@@ -74,10 +85,16 @@ pub fn init(out: &Path, clients: &[String]) -> anyhow::Result<()> {
     let ca_key =
         KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).context("generating the CA key")?;
     let ca_cert = ca_params.self_signed(&ca_key).context("signing the CA")?;
-    write(&out.join("ca.pem"), &ca_cert.pem(), false)?;
-    write(&out.join("ca.key"), &ca_key.serialize_pem(), true)?;
-    let issuer = Issuer::new(ca_params, ca_key);
+    write(&cert_path, &ca_cert.pem(), false)?;
+    write(&key_path, &ca_key.serialize_pem(), true)?;
+    Ok(Issuer::new(ca_params, ca_key))
+}
 
+/// Makes the PKI in `out`: the CA (kept if there is one), a new server
+/// certificate, and a client certificate for `gateway` and each code in `clients`.
+pub fn init(out: &Path, clients: &[String]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let issuer = ca(out)?;
     let names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),

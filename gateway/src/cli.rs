@@ -45,6 +45,14 @@ pub enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Run the three regional platforms' stand-ins (Beijing national, Tianjin
+    /// tj, Hebei he), each on its own port over mutual TLS, with faults that
+    /// can be injected (POST TOML to /admin/faults).
+    Sandbox {
+        /// The sandbox configuration file.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
 }
 
 /// `certs` subcommands.

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
         Command::Translate(args) => gateway::translate::run(args),
         Command::Certs(CertsCommand::Init(args)) => gateway::certs::run(args),
         Command::Serve { config } => gateway::server::run(config),
+        Command::Sandbox { config } => gateway::sandbox::run(config),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

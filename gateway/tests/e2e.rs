@@ -1,0 +1,437 @@
+//! The gateway as hospitals and platforms meet it: real `jjj-gateway serve`
+//! and `sandbox` processes, real mutual TLS, real sockets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
+mod harness;
+
+use harness::*;
+use std::time::Duration;
+
+fn with_field(text: &str, from: &str, to: &str) -> Vec<u8> {
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlement_is_routed_to_the_insured_region_and_answered_in_the_callers_dialect() {
+    let world = World::start("route", Settings::default());
+    let hospital = world.client(BEIJING_HOSPITAL);
+    // A Beijing hospital settles a patient insured in Baoding (130600): Hebei's platform, by prefix.
+    let answer = hospital
+        .post(
+            &world.url(NATIONAL),
+            fixture("2207-request.json").into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let json = answer.json();
+    assert_eq!(json["infcode"], 0);
+    let info = &json["output"]["setlinfo"];
+    assert!(
+        info["setl_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("130000")),
+        "{info}"
+    );
+    // Amounts go out exactly, with two decimals (read from the raw text, not through a float).
+    let raw = String::from_utf8(answer.body.clone()).unwrap();
+    assert!(raw.contains("\"medfee_sumamt\":100.20"), "{raw}");
+    // The stand-in pays 60% of the in-scope 95.16 from the fund: 57.10; the person the rest.
+    assert!(raw.contains("\"fund_pay_sumamt\":57.10"), "{raw}");
+    assert!(raw.contains("\"psn_part_amt\":43.10"), "{raw}");
+    // Beijing-insured patient: Beijing's platform.
+    let local = with_field(
+        &fixture("2206-request.json"),
+        "\"insuplc_admdvs\": \"130600\"",
+        "\"insuplc_admdvs\": \"110105\"",
+    );
+    let answer = hospital.post(&world.url(NATIONAL), local).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["output"]["setlinfo"]["clr_optins"], "110000");
+    // The same through the dialect path.
+    let answer = hospital
+        .post(
+            &world.url("/v1/messages/national"),
+            fixture("1101-request.json").into_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    let answer = hospital
+        .post(
+            &world.url("/v1/messages/klingon"),
+            fixture("1101-request.json").into_bytes(),
+        )
+        .await;
+    assert_eq!((answer.status, answer.infcode()), (404, 1013));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_fails_over_to_the_regions_second_address() {
+    let world = World::start("failover", Settings::default());
+    let request = with_field(
+        &fixture("2206-request.json"),
+        "\"insuplc_admdvs\": \"130600\"",
+        "\"insuplc_admdvs\": \"120000\"",
+    );
+    let answer = world
+        .client(BEIJING_HOSPITAL)
+        .post(&world.url(NATIONAL), request)
+        .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json()["output"]["setlinfo"]["clr_optins"], "120000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handshake_refuses_no_certificate_and_a_foreign_ca() {
+    let world = World::start("handshake", Settings::default());
+    let certs = world.scratch.path("certs");
+    gateway::tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in gateway::tls::read_certs(&certs.join("ca.pem")).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let anonymous = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let result = TestClient::with_tls(anonymous)
+        .try_send("GET", &world.url("/healthz"), Vec::new())
+        .await;
+    assert!(
+        result.is_err(),
+        "a client without a certificate was served: {:?}",
+        result.map(|a| a.status)
+    );
+    let foreign = world.scratch.path("foreign");
+    certs_init(&foreign, &[BEIJING_HOSPITAL]);
+    let impostor = gateway::tls::client_config(
+        &certs.join("ca.pem"),
+        &foreign.join(format!("{BEIJING_HOSPITAL}.pem")),
+        &foreign.join(format!("{BEIJING_HOSPITAL}.key")),
+    )
+    .unwrap();
+    let result = TestClient::with_tls(impostor)
+        .try_send("GET", &world.url("/healthz"), Vec::new())
+        .await;
+    assert!(
+        result.is_err(),
+        "a certificate of a foreign CA was accepted"
+    );
+    // The real one passes.
+    assert_eq!(
+        world
+            .client(BEIJING_HOSPITAL)
+            .get(&world.url("/healthz"))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_must_agree_with_the_callers_identity() {
+    let world = World::start("authz", Settings::default());
+    let url = world.url(NATIONAL);
+    let request = fixture("2207-request.json");
+    // A certificate of our CA that names no configured caller.
+    let answer = world
+        .client(STRANGER)
+        .post(&url, request.clone().into_bytes())
+        .await;
+    assert_eq!((answer.status, answer.infcode()), (403, 3001));
+    // Another hospital's code in the message.
+    let answer = world
+        .client(BEIJING_HOSPITAL_2)
+        .post(&url, request.clone().into_bytes())
+        .await;
+    assert_eq!((answer.status, answer.infcode()), (403, 3002));
+    // A Beijing hospital claiming Tianjin as the treatment region.
+    let elsewhere = with_field(
+        &request,
+        "\"mdtrtarea_admvs\": \"110000\"",
+        "\"mdtrtarea_admvs\": \"120000\"",
+    );
+    let answer = world.client(BEIJING_HOSPITAL).post(&url, elsewhere).await;
+    assert_eq!((answer.status, answer.infcode()), (403, 3003));
+    // Officers reach only the clearing API.
+    let answer = world
+        .client(OFFICER)
+        .post(&url, request.clone().into_bytes())
+        .await;
+    assert_eq!((answer.status, answer.infcode()), (403, 3004));
+    // A platform acts for institutions of its own region…
+    let answer = world
+        .client(BEIJING_PLATFORM)
+        .post(&url, request.clone().into_bytes())
+        .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    // …and not for Tianjin's.
+    let tianjin = with_field(
+        &request,
+        "\"fixmedins_code\": \"H11010500123\"",
+        &format!("\"fixmedins_code\": \"{TIANJIN_HOSPITAL}\""),
+    );
+    let tianjin = String::from_utf8(tianjin).unwrap().replacen(
+        "\"mdtrtarea_admvs\": \"110000\"",
+        "\"mdtrtarea_admvs\": \"120000\"",
+        1,
+    );
+    let answer = world
+        .client(BEIJING_PLATFORM)
+        .post(&url, tianjin.into_bytes())
+        .await;
+    assert_eq!((answer.status, answer.infcode()), (403, 3003));
+    // Refusals are national answers with the catalogue's text.
+    let answer = world
+        .client(BEIJING_HOSPITAL_2)
+        .post(&url, request.into_bytes())
+        .await;
+    assert!(answer.json()["err_msg"]
+        .as_str()
+        .unwrap()
+        .starts_with("[E3002]"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_platform_gives_504_and_a_closed_one_502() {
+    let world = World::start(
+        "timeout",
+        Settings {
+            medium_timeout_ms: 700,
+            ..Settings::default()
+        },
+    );
+    let platform = TestClient::new(&world.scratch.path("certs"), "gateway");
+    let admin = format!("https://127.0.0.1:{}/admin/faults", world.platform_ports[2]);
+    assert_eq!(
+        platform
+            .post(&admin, b"latency_ms = 1500".to_vec())
+            .await
+            .status,
+        200
+    );
+    let answer = world
+        .client(BEIJING_HOSPITAL)
+        .post(
+            &world.url(NATIONAL),
+            fixture("2206-request.json").into_bytes(),
+        )
+        .await;
+    assert_eq!((answer.status, answer.infcode()), (504, 5040));
+    assert!(answer.json()["err_msg"].as_str().unwrap().contains("2601"));
+    assert_eq!(
+        platform
+            .post(&admin, b"garbage_percent = 100".to_vec())
+            .await
+            .status,
+        200
+    );
+    let answer = world
+        .client(BEIJING_HOSPITAL)
+        .post(
+            &world.url(NATIONAL),
+            fixture("2206-request.json").into_bytes(),
+        )
+        .await;
+    assert_eq!((answer.status, answer.infcode()), (502, 5021));
+    let metrics = String::from_utf8(
+        world
+            .client(BEIJING_HOSPITAL)
+            .get(&world.url("/metrics"))
+            .await
+            .body,
+    )
+    .unwrap();
+    assert!(
+        metrics.contains("jjj_upstream_failures_total{region=\"130000\",kind=\"timeout\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("jjj_refusals_total{code=\"upstream_bad_answer\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_hospital_is_limited_while_another_is_served() {
+    let world = World::start(
+        "flood",
+        Settings {
+            institution_per_second: 5,
+            institution_burst: 5,
+            ..Settings::default()
+        },
+    );
+    let noisy = world.client(BEIJING_HOSPITAL);
+    let request = fixture("1101-request.json");
+    let mut limited = 0;
+    let mut served = 0;
+    for _ in 0..30 {
+        let answer = noisy
+            .post(&world.url(NATIONAL), request.clone().into_bytes())
+            .await;
+        match answer.status {
+            429 => {
+                limited += 1;
+                assert_eq!(answer.infcode(), 4029);
+                let wait: u64 = answer.retry_after.as_deref().unwrap().parse().unwrap();
+                assert!((1..=2).contains(&wait));
+            }
+            200 => served += 1,
+            other => panic!("status {other}"),
+        }
+    }
+    assert!(
+        served >= 5 && limited >= 10,
+        "served {served}, limited {limited}"
+    );
+    // The other hospital has its own allowance.
+    let other = fixture("1101-request.json").replace(BEIJING_HOSPITAL, BEIJING_HOSPITAL_2);
+    let answer = world
+        .client(BEIJING_HOSPITAL_2)
+        .post(&world.url(NATIONAL), other.into_bytes())
+        .await;
+    assert_eq!(answer.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_refused_with_413() {
+    let world = World::start(
+        "large",
+        Settings {
+            body_bytes_max: 4096,
+            ..Settings::default()
+        },
+    );
+    let big = format!("{{\"infno\":\"1101\",\"pad\":\"{}\"}}", "x".repeat(10_000));
+    let answer = world
+        .client(BEIJING_HOSPITAL)
+        .post(&world.url(NATIONAL), big.into_bytes())
+        .await;
+    assert_eq!((answer.status, answer.infcode()), (413, 4013));
+}
+
+async fn server_certificate(world: &World) -> Vec<u8> {
+    let certs = world.scratch.path("certs");
+    let tls = gateway::tls::client_config(
+        &certs.join("ca.pem"),
+        &certs.join(format!("{BEIJING_HOSPITAL}.pem")),
+        &certs.join(format!("{BEIJING_HOSPITAL}.key")),
+    )
+    .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", world.gateway_port))
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, stream).await.unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0]
+        .as_ref()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_picks_up_a_renewed_certificate() {
+    let world = World::start("sighup", Settings::default());
+    let before = server_certificate(&world).await;
+    certs_init(&world.scratch.path("certs"), &[]);
+    // Until the signal, the old certificate is served.
+    assert_eq!(server_certificate(&world).await, before);
+    world.gateway.signal("HUP");
+    let mut renewed = false;
+    for _ in 0..50 {
+        if server_certificate(&world).await != before {
+            renewed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(renewed, "the renewed certificate was not picked up");
+    assert_eq!(
+        world
+            .client(BEIJING_HOSPITAL)
+            .get(&world.url("/healthz"))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_loses_no_answer_in_flight() {
+    let mut world = World::start("sigterm", Settings::default());
+    let platform = TestClient::new(&world.scratch.path("certs"), "gateway");
+    let admin = format!("https://127.0.0.1:{}/admin/faults", world.platform_ports[2]);
+    assert_eq!(
+        platform
+            .post(&admin, b"latency_ms = 1000".to_vec())
+            .await
+            .status,
+        200
+    );
+    let url = world.url(NATIONAL);
+    let client = world.client(BEIJING_HOSPITAL);
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(&url, fixture("2207-request.json").into_bytes())
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    world.gateway.signal("TERM");
+    let answer = in_flight.await.unwrap();
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(answer.json()["output"]["setlinfo"]["setl_id"].is_string());
+    let status = world.gateway.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let world = World::start("health", Settings::default());
+    let client = world.client(BEIJING_HOSPITAL);
+    assert_eq!(client.get(&world.url("/healthz")).await.status, 200);
+    let mut ready = false;
+    for _ in 0..50 {
+        if client.get(&world.url("/readyz")).await.status == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        ready,
+        "every region has a reachable platform, so the gateway is ready"
+    );
+    client
+        .post(
+            &world.url(NATIONAL),
+            fixture("2206-request.json").into_bytes(),
+        )
+        .await;
+    let metrics = String::from_utf8(client.get(&world.url("/metrics")).await.body).unwrap();
+    assert!(
+        metrics.contains("jjj_requests_total{infno=\"2206\",outcome=\"answered\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("jjj_request_duration_seconds_count{infno=\"2206\"} 1"));
+}
