@@ -534,7 +534,10 @@ mod tests {
     use super::*;
 
     fn example() -> String {
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/gateway.example.toml")).unwrap_or_default()
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/gateway.example.toml"),
+        )
+        .unwrap_or_default()
     }
 
     #[test]
@@ -553,18 +556,39 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let cases = [
-            ("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\"", "server.listen"),
-            ("admdvs = \"120000\"", "admdvs = \"12000\"", "regions[1].admdvs"),
+            (
+                "listen = \"127.0.0.1:8443\"",
+                "listen = \"nowhere\"",
+                "server.listen",
+            ),
+            (
+                "admdvs = \"120000\"",
+                "admdvs = \"12000\"",
+                "regions[1].admdvs",
+            ),
             ("role = \"officer\"", "role = \"janitor\"", "role"),
             ("level = 3", "level = 7", "institutions[0].level"),
-            ("https://127.0.0.1:9101", "http://127.0.0.1:9101", "regions[0].upstreams[0]"),
-            ("dialect = \"national\"\nupstreams = [\"https://127.0.0.1:9102", "dialect = \"klingon\"\nupstreams = [\"https://127.0.0.1:9102", "regions[1].dialect"),
+            (
+                "https://127.0.0.1:9101",
+                "http://127.0.0.1:9101",
+                "regions[0].upstreams[0]",
+            ),
+            (
+                "dialect = \"national\"\nupstreams = [\"https://127.0.0.1:9102",
+                "dialect = \"klingon\"\nupstreams = [\"https://127.0.0.1:9102",
+                "regions[1].dialect",
+            ),
             ("[limits]", "[limits]\nsurprise = 1", "surprise"),
         ];
         for (from, to, key) in cases {
             let text = example().replacen(from, to, 1);
-            let error = Config::parse(&text, Path::new(".")).map(|_| ()).map_err(|e| e.to_string());
-            assert!(matches!(&error, Err(e) if e.contains(key)), "{key}: {error:?}");
+            let error = Config::parse(&text, Path::new("."))
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            assert!(
+                matches!(&error, Err(e) if e.contains(key)),
+                "{key}: {error:?}"
+            );
         }
     }
 }

@@ -42,9 +42,24 @@ async fn settlement_is_routed_to_the_insured_region_and_answered_in_the_callers_
     // Amounts go out exactly, with two decimals (read from the raw text, not through a float).
     let raw = String::from_utf8(answer.body.clone()).unwrap();
     assert!(raw.contains("\"medfee_sumamt\":100.20"), "{raw}");
-    // The stand-in pays 60% of the in-scope 95.16 from the fund: 57.10; the person the rest.
-    assert!(raw.contains("\"fund_pay_sumamt\":57.10"), "{raw}");
-    assert!(raw.contains("\"psn_part_amt\":43.10"), "{raw}");
+    // The split is Hebei's policy's, and balances to the fen.
+    use adapters::Dialect;
+    let canonical = adapters::national::National
+        .decode_answer(
+            contracts::Infno::OutpatientSettle,
+            &answer.body,
+            &adapters::Limits::DEFAULT,
+        )
+        .unwrap();
+    assert_eq!(
+        contracts::validate::check_answer(contracts::Infno::OutpatientSettle, &canonical),
+        vec![]
+    );
+    // 95.16 in scope is below a Baoding employee's 100-yuan outpatient deductible: the fund pays nothing yet.
+    assert!(
+        raw.contains("\"act_pay_dedc\":95.16") && raw.contains("\"fund_pay_sumamt\":0.00"),
+        "{raw}"
+    );
     // Beijing-insured patient: Beijing's platform.
     let local = with_field(
         &fixture("2206-request.json"),

@@ -3,17 +3,26 @@
 //! injected (added latency, error answers, the connection dropped after a
 //! settlement was committed, garbage answers).
 //!
-//! Settlement splits here are the stand-in's simple rule (a fixed share of
-//! the in-scope amount from the pooled fund); the published policies are the
-//! policy engine's (`sandbox::policy`), which takes over as it lands.
+//! People come from the deterministic population (`sandbox::population`), and
+//! splits from the insured region's published policy (`sandbox::policy`), with
+//! each person's year-to-date totals kept per platform. A hospital's level is
+//! read from its code's last digit ([`level_of`]).
 
 use crate::sandbox::config::{Faults, Platform, SandboxConfig};
+use crate::sandbox::policy::{
+    Accumulators, Delta, Fees, Filing, Level, Owner, Policies, Split, Visit,
+};
+use crate::sandbox::population::{self, Person};
 use bytes::Bytes;
-use contracts::model::person::BaseInfo;
-use contracts::model::settlement::{SetlDetail, SetlInfo, SettleRequest, SettlementOutput};
+use chrono::Datelike;
+use contracts::model::envelope::AnswerEnvelope;
+use contracts::model::settlement::{SetlInfo, SettleRequest, SettlementOutput};
 use contracts::model::visit::VisitIds;
 use contracts::record::Stamp;
-use contracts::{Answer, AnswerBody, DateTime, Effect, Money, Request, RequestBody};
+use contracts::{
+    Answer, AnswerBody, Date, DateTime, Effect, Infno, MdtrtCertType, MedType, PsnCertType,
+    Request, RequestBody,
+};
 use http::{Request as HttpRequest, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -23,16 +32,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
-/// The pooled fund's share of the in-scope amount in the stand-in's rule, in basis points.
-pub const STAND_IN_FUND_SHARE_BP: i64 = 6_000;
+/// A committed settlement, kept to answer its cancel or reversal.
+#[derive(Debug, Clone)]
+struct Committed {
+    info: SetlInfo,
+    split: Split,
+    person: String,
+    delta: Delta,
+}
 
 /// One running platform's state.
 struct State {
     platform: Platform,
     faults: Mutex<Faults>,
     serial: AtomicU64,
-    /// Committed settlements by setl_id, to answer cancels with the negated split.
-    settlements: Mutex<HashMap<String, SetlInfo>>,
+    /// The insured regions' policies.
+    policies: Arc<Policies>,
+    /// Person numbers this platform gave out, and the ID number each stands for.
+    people: Mutex<HashMap<String, String>>,
+    /// Year-to-date totals by ID number.
+    totals: Mutex<HashMap<String, Accumulators>>,
+    /// Committed settlements by setl_id.
+    settlements: Mutex<HashMap<String, Committed>>,
     /// msgid of committed calls → setl_id, to undo on reversal.
     by_msgid: Mutex<HashMap<String, String>>,
 }
@@ -44,155 +65,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-impl State {
-    fn next_id(&self) -> String {
-        let n = self.serial.fetch_add(1, Ordering::Relaxed);
-        format!(
-            "{}{}{:010}",
-            self.platform.admdvs,
-            DateTime::now().to_compact(),
-            n
-        )
-    }
+/// Today on the Shanghai clock.
+fn today() -> Date {
+    DateTime::now().date()
+}
 
-    fn answer(&self, request: &Request) -> Answer {
-        let now = Stamp(DateTime::now());
-        let mut envelope = contracts::model::envelope::AnswerEnvelope {
-            infcode: Some(0),
-            inf_refmsgid: Some(self.next_id()),
-            refmsg_time: Some(now),
-            respond_time: Some(now),
-            ..Default::default()
-        };
-        let infno = request.infno();
-        let msgid = request.envelope.msgid.clone().unwrap_or_default();
-        let output = match &request.input {
-            RequestBody::PersonLookup(_) => {
-                let out = contracts::model::person::PersonLookupOutput {
-                    baseinfo: Some(BaseInfo {
-                        psn_no: Some(format!("P{}", self.next_id())),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                };
-                Some(AnswerBody::PersonLookup(out))
-            }
-            RequestBody::OutpatientRegister(_) | RequestBody::Admission(_) => {
-                let ids = VisitIds {
-                    mdtrt_id: Some(self.next_id()),
-                    psn_no: Some("P0".into()),
-                    ..Default::default()
-                };
-                let mut body = AnswerBody::empty(infno);
-                if let AnswerBody::OutpatientRegister(o) | AnswerBody::Admission(o) = &mut body {
-                    o.data = ids;
-                }
-                Some(body)
-            }
-            RequestBody::OutpatientPreSettle(i)
-            | RequestBody::OutpatientSettle(i)
-            | RequestBody::InpatientPreSettle(i)
-            | RequestBody::InpatientSettle(i) => Some(self.settle(infno, &i.data, &msgid)),
-            RequestBody::PharmacyPreSettle(i) | RequestBody::PharmacySettle(i) => {
-                Some(self.settle(infno, &i.data, &msgid))
-            }
-            RequestBody::OutpatientSettleCancel(i)
-            | RequestBody::InpatientSettleCancel(i)
-            | RequestBody::PharmacySettleCancel(i) => {
-                let original = i.data.setl_id.clone().unwrap_or_default();
-                match lock(&self.settlements).remove(&original) {
-                    Some(info) => {
-                        let cancel = negate(&info, self.next_id());
-                        lock(&self.by_msgid).insert(msgid, original);
-                        let mut body = AnswerBody::empty(infno);
-                        set_settlement(
-                            &mut body,
-                            SettlementOutput {
-                                setlinfo: cancel,
-                                ..Default::default()
-                            },
-                        );
-                        Some(body)
-                    }
-                    None => {
-                        envelope.infcode = Some(-1);
-                        envelope.err_msg =
-                            Some("结算记录不存在或已撤销 / no such settlement".into());
-                        None
-                    }
-                }
-            }
-            RequestBody::Reversal(i) => {
-                // Undo whatever the original msgid committed; acknowledge either way.
-                let original = i.data.omsgid.clone().unwrap_or_default();
-                if let Some(setl_id) = lock(&self.by_msgid).remove(&original) {
-                    lock(&self.settlements).remove(&setl_id);
-                }
-                Some(AnswerBody::empty(infno))
-            }
-            _ => Some(AnswerBody::empty(infno)),
-        };
-        Answer { envelope, output }
-    }
-
-    fn settle(&self, infno: contracts::Infno, data: &SettleRequest, msgid: &str) -> AnswerBody {
-        let total = data.medfee_sumamt.unwrap_or_default();
-        let out_of_scope = [
-            data.fulamt_ownpay_amt,
-            data.overlmt_selfpay,
-            data.preselfpay_amt,
-        ]
-        .iter()
-        .flatten()
-        .fold(0i64, |a, m| a + m.fen());
-        let in_scope = data
-            .inscp_scp_amt
-            .map_or(total.fen() - out_of_scope, Money::fen);
-        // Half-up to the fen; the person pays the rest, so the split always balances.
-        let fund = (in_scope * STAND_IN_FUND_SHARE_BP + 5_000) / 10_000;
-        let person = total.fen() - fund;
-        let money = |fen: i64| Money::from_fen(fen);
-        let committed = infno.traits().effect == Effect::Settle;
-        let info = SetlInfo {
-            mdtrt_id: data.mdtrt_id.clone(),
-            setl_id: committed.then(|| self.next_id()),
-            psn_no: data.psn_no.clone(),
-            insutype: data.insutype.clone(),
-            med_type: data.med_type.clone(),
-            setl_time: Some(DateTime::now().truncated_to_seconds()),
-            medfee_sumamt: Some(total),
-            fulamt_ownpay_amt: data.fulamt_ownpay_amt,
-            overlmt_selfpay: data.overlmt_selfpay,
-            preselfpay_amt: data.preselfpay_amt,
-            inscp_scp_amt: data.inscp_scp_amt,
-            hifp_pay: money(fund),
-            fund_pay_sumamt: money(fund),
-            psn_part_amt: money(person),
-            acct_pay: Some(Money::ZERO),
-            psn_cash_pay: money(person),
-            hosp_part_amt: Some(Money::ZERO),
-            clr_optins: Some(self.platform.admdvs.to_string()),
-            ..Default::default()
-        };
-        if let (true, Some(setl_id)) = (committed, info.setl_id.clone()) {
-            lock(&self.settlements).insert(setl_id.clone(), info.clone());
-            lock(&self.by_msgid).insert(msgid.to_owned(), setl_id);
-        }
-        let detail = SetlDetail {
-            fund_pay_type: Some("310100".into()),
-            fund_payamt: money(fund),
-            ..Default::default()
-        };
-        let mut body = AnswerBody::empty(infno);
-        set_settlement(
-            &mut body,
-            SettlementOutput {
-                setlinfo: info,
-                setldetail: vec![detail],
-                ..Default::default()
-            },
-        );
-        body
+/// The sandbox reads a hospital's level from its code's last digit:
+/// 1, 4, 7 → 一级; 2, 5, 8 → 二级; anything else → 三级.
+pub fn level_of(code: &str) -> Level {
+    match code.bytes().last() {
+        Some(b'1' | b'4' | b'7') => Level::One,
+        Some(b'2' | b'5' | b'8') => Level::Two,
+        _ => Level::Three,
     }
 }
 
@@ -211,23 +95,220 @@ fn set_settlement(body: &mut AnswerBody, output: SettlementOutput) {
     }
 }
 
-fn negate(info: &SetlInfo, setl_id: String) -> SetlInfo {
-    let neg = |m: Option<Money>| m.map(Money::negated);
-    SetlInfo {
-        setl_id: Some(setl_id),
-        setl_time: Some(DateTime::now().truncated_to_seconds()),
-        medfee_sumamt: neg(info.medfee_sumamt),
-        fulamt_ownpay_amt: neg(info.fulamt_ownpay_amt),
-        overlmt_selfpay: neg(info.overlmt_selfpay),
-        preselfpay_amt: neg(info.preselfpay_amt),
-        inscp_scp_amt: neg(info.inscp_scp_amt),
-        hifp_pay: neg(info.hifp_pay),
-        fund_pay_sumamt: neg(info.fund_pay_sumamt),
-        psn_part_amt: neg(info.psn_part_amt),
-        acct_pay: neg(info.acct_pay),
-        psn_cash_pay: neg(info.psn_cash_pay),
-        hosp_part_amt: neg(info.hosp_part_amt),
-        ..info.clone()
+impl State {
+    fn next_id(&self) -> String {
+        let n = self.serial.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{}{}{:010}",
+            self.platform.admdvs,
+            DateTime::now().to_compact(),
+            n
+        )
+    }
+
+    fn person(&self, number: &str) -> Option<Person> {
+        population::person(number, self.platform.admdvs, today())
+    }
+
+    fn totals_of(&self, number: &str, on: Date) -> Accumulators {
+        lock(&self.totals)
+            .get(number)
+            .map_or_else(Accumulators::default, |t| t.for_year(on.naive().year()))
+    }
+
+    fn revert(&self, committed: &Committed) {
+        if let Some(totals) = lock(&self.totals).get_mut(&committed.person) {
+            totals.revert(&committed.delta);
+        }
+    }
+
+    fn answer(&self, request: &Request) -> Answer {
+        let now = Stamp(DateTime::now());
+        let mut envelope = AnswerEnvelope {
+            infcode: Some(0),
+            inf_refmsgid: Some(self.next_id()),
+            refmsg_time: Some(now),
+            respond_time: Some(now),
+            ..Default::default()
+        };
+        let infno = request.infno();
+        let msgid = request.envelope.msgid.clone().unwrap_or_default();
+        let outcome: Result<Option<AnswerBody>, String> = match &request.input {
+            RequestBody::PersonLookup(i) => {
+                let number = match (&i.data.mdtrt_cert_type, &i.data.psn_cert_type) {
+                    (Some(MdtrtCertType::IdCard), _) => i.data.mdtrt_cert_no.as_ref(),
+                    (_, Some(PsnCertType::ResidentId)) => i.data.certno.as_ref(),
+                    _ => None,
+                };
+                match number.and_then(|n| self.person(n.expose())) {
+                    Some(person) => {
+                        let balance = self
+                            .totals_of(person.id.expose(), today())
+                            .balance(person.account_balance);
+                        lock(&self.people)
+                            .insert(person.psn_no.clone(), person.id.expose().to_owned());
+                        Ok(Some(AnswerBody::PersonLookup(
+                            person.lookup_output(balance),
+                        )))
+                    }
+                    None => Err("未查询到参保人员信息 / person not found".into()),
+                }
+            }
+            RequestBody::OutpatientRegister(_) | RequestBody::Admission(_) => {
+                let mut body = AnswerBody::empty(infno);
+                if let AnswerBody::OutpatientRegister(o) | AnswerBody::Admission(o) = &mut body {
+                    o.data = VisitIds {
+                        mdtrt_id: Some(self.next_id()),
+                        psn_no: None,
+                        ..Default::default()
+                    };
+                }
+                Ok(Some(body))
+            }
+            RequestBody::OutpatientPreSettle(i)
+            | RequestBody::OutpatientSettle(i)
+            | RequestBody::InpatientPreSettle(i)
+            | RequestBody::InpatientSettle(i) => self.settle(request, &i.data, &msgid).map(Some),
+            RequestBody::PharmacyPreSettle(i) | RequestBody::PharmacySettle(i) => {
+                self.settle(request, &i.data, &msgid).map(Some)
+            }
+            RequestBody::OutpatientSettleCancel(i)
+            | RequestBody::InpatientSettleCancel(i)
+            | RequestBody::PharmacySettleCancel(i) => {
+                let original = i.data.setl_id.clone().unwrap_or_default();
+                let committed = lock(&self.settlements).remove(&original);
+                match committed {
+                    Some(committed) => {
+                        self.revert(&committed);
+                        let reverse = committed.split.cancelled();
+                        let mut cancel = committed.info.clone();
+                        reverse.fill_setlinfo(&mut cancel);
+                        cancel.setl_id = Some(self.next_id());
+                        cancel.setl_time = Some(DateTime::now().truncated_to_seconds());
+                        lock(&self.by_msgid).insert(msgid, original);
+                        let mut body = AnswerBody::empty(infno);
+                        set_settlement(
+                            &mut body,
+                            SettlementOutput {
+                                setlinfo: cancel,
+                                setldetail: reverse.setldetail(),
+                                ..Default::default()
+                            },
+                        );
+                        Ok(Some(body))
+                    }
+                    None => Err("结算记录不存在或已撤销 / no such settlement".into()),
+                }
+            }
+            RequestBody::Reversal(i) => {
+                // Undo whatever the original msgid committed; acknowledge either way.
+                let original = i.data.omsgid.clone().unwrap_or_default();
+                let setl_id = lock(&self.by_msgid).remove(&original);
+                let committed = setl_id.and_then(|id| lock(&self.settlements).remove(&id));
+                if let Some(committed) = committed {
+                    self.revert(&committed);
+                }
+                Ok(Some(AnswerBody::empty(infno)))
+            }
+            _ => Ok(Some(AnswerBody::empty(infno))),
+        };
+        match outcome {
+            Ok(output) => Answer { envelope, output },
+            Err(why) => {
+                envelope.infcode = Some(-1);
+                envelope.err_msg = Some(why);
+                Answer {
+                    envelope,
+                    output: None,
+                }
+            }
+        }
+    }
+
+    fn settle(
+        &self,
+        request: &Request,
+        data: &SettleRequest,
+        msgid: &str,
+    ) -> Result<AnswerBody, String> {
+        let infno = request.infno();
+        let number = match data.mdtrt_cert_type {
+            Some(MdtrtCertType::IdCard) => {
+                data.mdtrt_cert_no.as_ref().map(|n| n.expose().to_owned())
+            }
+            _ => data
+                .psn_no
+                .as_ref()
+                .and_then(|p| lock(&self.people).get(p).cloned()),
+        };
+        let person = number
+            .as_deref()
+            .and_then(|n| self.person(n))
+            .ok_or("未查询到参保人员信息 / person not found")?;
+        let on = today();
+        let med_type = match infno {
+            Infno::InpatientPreSettle | Infno::InpatientSettle => {
+                data.med_type.clone().unwrap_or(MedType::Inpatient)
+            }
+            Infno::PharmacyPreSettle | Infno::PharmacySettle => MedType::Pharmacy,
+            _ => data.med_type.clone().unwrap_or(MedType::Outpatient),
+        };
+        let fees = Fees::from_request(data).ok_or("费用分项不全 / incomplete fee breakdown")?;
+        let visit = Visit {
+            treatment: request
+                .envelope
+                .mdtrtarea_admvs
+                .map_or(self.platform.admdvs, |r| r.admdvs()),
+            level: level_of(
+                request
+                    .envelope
+                    .fixmedins_code
+                    .as_deref()
+                    .unwrap_or_default(),
+            ),
+            owner: Owner::City,
+            med_type,
+            fees,
+            use_account: data.acct_used_flag.as_deref() == Some("1"),
+            setl_date: on,
+            filing: Filing::Filed,
+        };
+        let before = self.totals_of(person.id.expose(), on);
+        let settlement = self
+            .policies
+            .settle(&person, &visit, &before)
+            .map_err(|e| format!("结算失败 / cannot settle: {e}"))?;
+        let mut info = SetlInfo {
+            mdtrt_id: data.mdtrt_id.clone(),
+            setl_time: Some(DateTime::now().truncated_to_seconds()),
+            clr_optins: Some(self.platform.admdvs.to_string()),
+            ..Default::default()
+        };
+        person.fill_setlinfo(&mut info);
+        settlement.split.fill_setlinfo(&mut info);
+        if infno.traits().effect == Effect::Settle {
+            let setl_id = self.next_id();
+            info.setl_id = Some(setl_id.clone());
+            lock(&self.totals).insert(person.id.expose().to_owned(), settlement.after);
+            lock(&self.by_msgid).insert(msgid.to_owned(), setl_id.clone());
+            let record = Committed {
+                info: info.clone(),
+                split: settlement.split.clone(),
+                person: person.id.expose().to_owned(),
+                delta: settlement.delta,
+            };
+            lock(&self.settlements).insert(setl_id, record);
+        }
+        let mut body = AnswerBody::empty(infno);
+        set_settlement(
+            &mut body,
+            SettlementOutput {
+                setlinfo: info,
+                setldetail: settlement.split.setldetail(),
+                ..Default::default()
+            },
+        );
+        Ok(body)
     }
 }
 
@@ -287,6 +368,7 @@ async fn run_platform(
     config: Arc<SandboxConfig>,
     platform: Platform,
     tls: Arc<rustls::ServerConfig>,
+    policies: Arc<Policies>,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(platform.listen)
         .await
@@ -302,6 +384,9 @@ async fn run_platform(
         faults: Mutex::new(platform.faults.clone()),
         platform,
         serial: AtomicU64::new(0),
+        policies,
+        people: Mutex::new(HashMap::new()),
+        totals: Mutex::new(HashMap::new()),
         settlements: Mutex::new(HashMap::new()),
         by_msgid: Mutex::new(HashMap::new()),
     });
@@ -355,6 +440,7 @@ async fn run_platform(
 /// Runs every configured platform until SIGTERM or SIGINT.
 pub async fn run(config: SandboxConfig) -> anyhow::Result<()> {
     let tls = crate::tls::server_config(&config.ca, &config.cert, &config.key)?;
+    let policies = Arc::new(Policies::builtin()?);
     let config = Arc::new(config);
     let mut tasks = Vec::new();
     for platform in config.platforms.clone() {
@@ -362,6 +448,7 @@ pub async fn run(config: SandboxConfig) -> anyhow::Result<()> {
             config.clone(),
             platform,
             tls.clone(),
+            policies.clone(),
         )));
     }
     tokio::select! {
