@@ -25,6 +25,43 @@ use tokio::sync::Semaphore;
 /// The path hospitals' HIS already call.
 pub const NATIONAL_PATH: &str = "/fsi/api/rsfComIfsService/callService";
 
+/// The HTTP layers every request passes, outermost first, around [`handle`]:
+///
+/// 1. rescue: a request the layers below turn away becomes a 503 answer
+///    (in the national format: the request was not read, so its dialect is unknown);
+/// 2. load shedding: when the concurrency bound is reached, turn the request
+///    away at once rather than let a queue grow;
+/// 3. the global concurrency bound (`server.concurrency_max`), shared by every connection;
+/// 4. `handle`: the paths of the external interface.
+fn stack(
+    shared: Arc<Shared>,
+    caller: Arc<Result<Caller, Refusal>>,
+) -> impl tower::Service<
+    Request<Incoming>,
+    Response = Response<Full<Bytes>>,
+    Error = tower::BoxError,
+    Future = impl Send,
+> + Clone
+       + Send {
+    let limit = tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(shared.in_flight.clone());
+    tower::ServiceBuilder::new()
+        .map_result(|result: Result<Response<Full<Bytes>>, tower::BoxError>| {
+            Ok::<_, tower::BoxError>(result.unwrap_or_else(|_| {
+                refusal_reply(
+                    &adapters::national::National,
+                    &Refusal::new(ErrorCode::Overloaded, "too many requests in flight"),
+                )
+            }))
+        })
+        .load_shed()
+        .layer(limit)
+        .service_fn(move |request: Request<Incoming>| {
+            let shared = shared.clone();
+            let caller = caller.clone();
+            async move { Ok::<_, tower::BoxError>(handle(&shared, &caller, request).await) }
+        })
+}
+
 /// A running server's shared parts.
 struct Shared {
     gateway: Arc<Gateway>,
@@ -101,16 +138,13 @@ pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyh
                     )),
                 },
             );
-            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let shared = shared.clone();
-                let caller = caller.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&shared, &caller, request).await) }
-            });
+            let header_read_timeout = shared.gateway.config.server.header_read_timeout;
+            let service = hyper_util::service::TowerToHyperService::new(stack(shared, caller));
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Some(Duration::from_secs(5)))
+                .header_read_timeout(Some(header_read_timeout))
                 .max_buf_size(64 * 1024);
             builder
                 .http2()
@@ -273,13 +307,6 @@ async fn handle(
             &Refusal::new(ErrorCode::MethodNotAllowed, "messages are POSTed"),
         );
     }
-    // Load shedding: beyond the concurrency bound, answer at once rather than queue.
-    let Ok(_in_flight) = shared.in_flight.clone().try_acquire_owned() else {
-        return refusal_reply(
-            dialect,
-            &Refusal::new(ErrorCode::Overloaded, "too many requests in flight"),
-        );
-    };
     let max = gateway.config.server.body_bytes_max;
     let declared = request
         .headers()

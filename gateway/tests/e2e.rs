@@ -450,3 +450,45 @@ async fn health_readiness_and_metrics() {
     );
     assert!(metrics.contains("jjj_request_duration_seconds_count{infno=\"2206\"} 1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_concurrency_bound_requests_are_shed_at_once() {
+    let world = World::start(
+        "shed",
+        Settings {
+            concurrency_max: 1,
+            ..Settings::default()
+        },
+    );
+    let platform = TestClient::new(&world.scratch.path("certs"), "gateway");
+    let admin = format!("https://127.0.0.1:{}/admin/faults", world.platform_ports[2]);
+    assert_eq!(
+        platform
+            .post(&admin, b"latency_ms = 1000".to_vec())
+            .await
+            .status,
+        200
+    );
+    let url = world.url(NATIONAL);
+    let client = world.client(BEIJING_HOSPITAL);
+    let slow = tokio::spawn(async move {
+        client
+            .post(&url, fixture("2206-request.json").into_bytes())
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let shed = world
+        .client(BEIJING_HOSPITAL_2)
+        .post(
+            &world.url(NATIONAL),
+            fixture("1101-request.json").into_bytes(),
+        )
+        .await;
+    assert_eq!((shed.status, shed.infcode()), (503, 5003));
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "shed at once, not queued behind the slow one"
+    );
+    assert_eq!(slow.await.unwrap().status, 200);
+}

@@ -144,6 +144,7 @@ pub struct Settings {
     pub institution_burst: u32,
     pub medium_timeout_ms: u64,
     pub body_bytes_max: usize,
+    pub concurrency_max: usize,
 }
 
 impl Default for Settings {
@@ -153,6 +154,7 @@ impl Default for Settings {
             institution_burst: 1000,
             medium_timeout_ms: 5000,
             body_bytes_max: 1 << 20,
+            concurrency_max: 64,
         }
     }
 }
@@ -222,13 +224,17 @@ ca = "certs/ca.pem"
 cert = "certs/server.pem"
 key = "certs/server.key"
 body_bytes_max = {}
+concurrency_max = {}
 shutdown_grace_ms = 10000
 
 [limits]
 institution_per_second = {}
 institution_burst = {}
 "#,
-            settings.body_bytes_max, settings.institution_per_second, settings.institution_burst
+            settings.body_bytes_max,
+            settings.concurrency_max,
+            settings.institution_per_second,
+            settings.institution_burst
         );
         config.push_str(&region("110000", "北京", &url(ports[0])));
         // Tianjin's first address is dead: calls fail over to the second.
