@@ -45,6 +45,12 @@ pub enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Run the gateway's main job on this machine: certificates and configuration
+    /// in a scratch data folder, the three platforms' stand-ins and the gateway,
+    /// a day of traffic from 33 hospitals and pharmacies of Beijing, Tianjin and
+    /// Hebei (outpatient, chronic outpatient, inpatient, pharmacy, cancels,
+    /// reversals, bad messages), then the day's clearing statement.
+    Demo(crate::demo::DemoArgs),
     /// Run the three regional platforms' stand-ins (Beijing national, Tianjin
     /// tj, Hebei he), each on its own port over mutual TLS, with faults that
     /// can be injected (POST TOML to /admin/faults).

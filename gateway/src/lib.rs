@@ -3,7 +3,9 @@
 
 pub mod certs;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod demo;
 pub mod identity;
 pub mod limit;
 pub mod metrics;

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
         Command::Certs(CertsCommand::Init(args)) => gateway::certs::run(args),
         Command::Serve { config } => gateway::server::run(config),
         Command::Sandbox { config } => gateway::sandbox::run(config),
+        Command::Demo(args) => gateway::demo::run(args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
