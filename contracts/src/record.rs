@@ -470,12 +470,16 @@ pub trait ScalarSlot {
     fn set_national(&mut self, text: &str) -> Result<(), ValueError>;
     /// Whether a value is stored (a decoder refuses a field given twice).
     fn is_set(&self) -> bool;
+    /// Removes the value.
+    fn clear(&mut self);
 }
 
 /// Storage of a nested record (`R` or `Option<R>`).
 pub trait RecordSlot {
     /// The record, created empty when absent.
     fn get_or_insert(&mut self) -> &mut dyn Record;
+    /// The record, if present.
+    fn existing(&mut self) -> Option<&mut dyn Record>;
 }
 
 /// A list of records.
@@ -492,6 +496,8 @@ pub trait RecordList {
     fn get(&self, index: usize) -> Option<&dyn Record>;
     /// Appends an empty element and returns it.
     fn push_default(&mut self) -> &mut dyn Record;
+    /// One element, for writing (`index` below `len()`).
+    fn get_mut(&mut self, index: usize) -> &mut dyn Record;
 }
 
 /// A canonical record, seen generically. Implemented by [`record!`].
@@ -540,6 +546,9 @@ impl<T: Value + Send + Sync + 'static> ScalarSlot for Option<T> {
     fn is_set(&self) -> bool {
         self.is_some()
     }
+    fn clear(&mut self) {
+        *self = None;
+    }
 }
 
 /// Wraps an optional scalar for [`FieldType`].
@@ -551,11 +560,17 @@ impl<R: RecordType> RecordSlot for R {
     fn get_or_insert(&mut self) -> &mut dyn Record {
         self
     }
+    fn existing(&mut self) -> Option<&mut dyn Record> {
+        Some(self)
+    }
 }
 
 impl<R: RecordType> RecordSlot for Option<R> {
     fn get_or_insert(&mut self) -> &mut dyn Record {
         self.get_or_insert_with(R::default)
+    }
+    fn existing(&mut self) -> Option<&mut dyn Record> {
+        self.as_mut().map(|r| r as &mut dyn Record)
     }
 }
 
@@ -568,6 +583,9 @@ impl<R: RecordType> RecordList for Vec<R> {
     }
     fn get(&self, index: usize) -> Option<&dyn Record> {
         self.as_slice().get(index).map(|r| r as &dyn Record)
+    }
+    fn get_mut(&mut self, index: usize) -> &mut dyn Record {
+        &mut self[index]
     }
     fn push_default(&mut self) -> &mut dyn Record {
         self.push(R::default());
@@ -740,4 +758,55 @@ pub fn first_missing(record: &dyn Record, path: &Path) -> Option<Path> {
         }
     }
     None
+}
+
+/// Removes every piece of personal data from `record`: each [`Kind::Secret`]
+/// field, and the sender's extra keys (which may hold anything). What is left
+/// — ids, codes, amounts, times — may be stored and logged.
+pub fn redact(record: &mut dyn Record) {
+    let schema = record.schema();
+    for (index, def) in schema.fields.iter().enumerate() {
+        match (record.field_mut(index), def.shape) {
+            (FieldMut::Scalar(slot), Shape::Scalar(Kind::Secret)) => slot.clear(),
+            (FieldMut::Record(slot), _) => {
+                if let Some(child) = slot.existing() {
+                    redact(child);
+                }
+            }
+            (FieldMut::List(list), _) => {
+                for i in 0..list.len() {
+                    redact(list.get_mut(i));
+                }
+            }
+            _ => {}
+        }
+    }
+    record.extras_mut().0.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::settlement::{SetlInfo, SettlementOutput};
+    use crate::money::Money;
+
+    #[test]
+    fn redaction_keeps_money_and_ids_and_drops_personal_data() {
+        let mut out = SettlementOutput {
+            setlinfo: SetlInfo {
+                setl_id: Some("S1".into()),
+                psn_name: Some(Secret::new("张伟")),
+                certno: Some(Secret::new("11010519491231002X")),
+                medfee_sumamt: Money::from_fen(10_020),
+                extras: Extras(vec![("psn_pay".into(), "43.1".into())]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        redact(&mut out);
+        assert_eq!(out.setlinfo.setl_id.as_deref(), Some("S1"));
+        assert_eq!(out.setlinfo.medfee_sumamt, Money::from_fen(10_020));
+        assert_eq!((out.setlinfo.psn_name, out.setlinfo.certno), (None, None));
+        assert!(out.setlinfo.extras.is_empty());
+    }
 }
