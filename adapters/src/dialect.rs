@@ -74,7 +74,8 @@ pub trait Dialect: Send + Sync + 'static {
 }
 
 /// Every dialect the gateway speaks.
-pub static DIALECTS: &[&dyn Dialect] = &[&crate::national::National];
+pub static DIALECTS: &[&dyn Dialect] =
+    &[&crate::national::National, &crate::tj::Tj, &crate::he::He];
 
 /// A dialect by name.
 pub fn dialect(name: &str) -> Result<&'static dyn Dialect, Refusal> {

@@ -3,8 +3,11 @@
 //! gateway reaches them only through [`Dialect`].
 
 pub mod dialect;
+pub mod he;
 pub mod json;
 pub mod national;
+pub mod tj;
 pub mod trail;
+pub mod xml;
 
 pub use dialect::{dialect, Dialect, Limits, DIALECTS};

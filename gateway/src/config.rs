@@ -504,11 +504,12 @@ impl Config {
             });
         }
         let ledger_url = match &file.ledger {
-            Some(l)
-                if l.url.starts_with("sqlite://")
-                    || l.url.starts_with("postgres://")
-                    || l.url.starts_with("postgresql://") =>
-            {
+            // A relative SQLite path is relative to the configuration file, like every other path.
+            Some(l) if l.url.starts_with("sqlite://") => {
+                let path = PathBuf::from(&l.url["sqlite://".len()..]);
+                Some(format!("sqlite://{}", resolve(&path).display()))
+            }
+            Some(l) if l.url.starts_with("postgres://") || l.url.starts_with("postgresql://") => {
                 Some(l.url.clone())
             }
             Some(l) => {

@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod identity;
+pub mod journal;
 pub mod limit;
 pub mod metrics;
 pub mod pipeline;

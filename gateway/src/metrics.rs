@@ -59,6 +59,8 @@ pub struct Metrics {
     /// [region][unreachable, timeout, lost, status].
     upstream_failures: Vec<[AtomicU64; 4]>,
     anomalies: Mutex<Vec<(&'static str, u64)>>,
+    /// Reversal attempts of unknown outcomes: [acknowledged, retry].
+    reversals: [AtomicU64; 2],
 }
 
 fn infno_index(infno: Option<Infno>) -> usize {
@@ -82,6 +84,7 @@ impl Metrics {
             limited: Default::default(),
             upstream_failures: (0..regions).map(|_| Default::default()).collect(),
             anomalies: Mutex::new(Vec::new()),
+            reversals: Default::default(),
         }
     }
 
@@ -119,6 +122,12 @@ impl Metrics {
         if let Some(row) = self.upstream_failures.get(region) {
             row[k].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts an attempt to reverse an unknown outcome: `acknowledged` or `retry`.
+    pub fn reversal(&self, result: &'static str) {
+        let i = usize::from(result != "acknowledged");
+        self.reversals[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an anomaly in a platform's answer (rare: a lock is fine).
@@ -246,6 +255,15 @@ impl Metrics {
                     u8::from(breaker.is_open(upstreams.epoch()))
                 )?;
             }
+        }
+        writeln!(out, "# HELP jjj_reversals_total Reversals the gateway sent for unknown outcomes, by result.")?;
+        writeln!(out, "# TYPE jjj_reversals_total counter")?;
+        for (i, result) in ["acknowledged", "retry"].iter().enumerate() {
+            writeln!(
+                out,
+                "jjj_reversals_total{{result=\"{result}\"}} {}",
+                self.reversals[i].load(Ordering::Relaxed)
+            )?;
         }
         writeln!(out, "# HELP jjj_answer_anomalies_total Platform answers passed on although a balance rule failed.")?;
         writeln!(out, "# TYPE jjj_answer_anomalies_total counter")?;

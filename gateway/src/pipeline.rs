@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! identify ─▶ limit(institution) ─▶ decode(caller's dialect) ─▶ validate ─▶ authorize
-//!   ─▶ route ─▶ limit(region) ─▶ encode(platform's dialect) ─▶ upstream call
-//!   ─▶ decode(platform's dialect) ─▶ check answer ─▶ encode(caller's dialect)
+//!   ─▶ route ─▶ limit(region) ─▶ journal(pending) ─▶ encode(platform's dialect) ─▶ upstream call
+//!   ─▶ decode(platform's dialect) ─▶ check answer ─▶ journal(final) ─▶ encode(caller's dialect)
 //! ```
 //!
 //! Every step either passes the exchange on or stops it with a [`Stop`]; the
@@ -12,6 +12,7 @@
 
 use crate::config::Role;
 use crate::identity::Caller;
+use crate::journal;
 use crate::limit::Scope;
 use crate::metrics::Outcome;
 use crate::state::Gateway;
@@ -20,7 +21,9 @@ use adapters::Dialect;
 use bytes::Bytes;
 use contracts::transaction::Sender;
 use contracts::validate::{check_answer, validate_request};
-use contracts::{Answer, ErrorCode, Infno, Refusal, Request};
+use contracts::{Answer, ErrorCode, Infno, Refusal, Request, RequestBody};
+use ledger::{Begin, State};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the HTTP layer sends back.
@@ -43,6 +46,15 @@ pub struct Stop {
     retry_after: Option<Duration>,
 }
 
+/// How a message ended well. Built once per message and moved once.
+#[allow(clippy::large_enum_variant)]
+pub enum Done {
+    /// The platform's answer, to encode for the caller.
+    Answered(Answer),
+    /// A repeat of a finished message: the journalled reply.
+    Replay(ledger::Entry),
+}
+
 impl From<Refusal> for Stop {
     fn from(refusal: Refusal) -> Stop {
         Stop {
@@ -54,7 +66,7 @@ impl From<Refusal> for Stop {
 
 /// Handles one message from `caller` in `dialect`.
 pub async fn message(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     caller: &Result<Caller, Refusal>,
     dialect: &'static dyn Dialect,
     body: &[u8],
@@ -67,13 +79,13 @@ pub async fn message(
 }
 
 async fn run(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     caller: &Result<Caller, Refusal>,
     dialect: &'static dyn Dialect,
     body: &[u8],
     traceparent: Option<&str>,
     infno: &mut Option<Infno>,
-) -> Result<Answer, Stop> {
+) -> Result<Done, Stop> {
     // identify: the TLS handshake verified the certificate; it must name a caller.
     let caller = caller
         .as_ref()
@@ -122,23 +134,149 @@ async fn run(
             retry_after: Some(wait),
         });
     }
-    // upstream: in the platform's dialect, and back.
+    // journal(pending): nothing settlement-affecting is forwarded without its entry.
     let traits = request.infno().traits();
+    let ledger = gateway.ledger.as_ref().filter(|_| traits.journalled);
+    let key = journal::key(caller, &request);
+    if let Some(ledger) = ledger {
+        match ledger
+            .begin(journal::new_entry(caller, &request, target.region.admdvs))
+            .await
+        {
+            Ok(Begin::Fresh) => {}
+            Ok(Begin::Finished(entry)) => return Ok(Done::Replay(entry)),
+            Ok(Begin::InFlight) => return wait_for_repeat(ledger, &key).await,
+            Ok(Begin::Reused) => {
+                return Err(Refusal::new(
+                    ErrorCode::MsgidReused,
+                    "this msgid was used for another message",
+                )
+                .into())
+            }
+            Err(error) => {
+                tracing::error!(%error, "journal unavailable: settlement refused before forwarding");
+                return Err(Refusal::new(
+                    ErrorCode::LedgerUnavailable,
+                    "nothing was forwarded; retry later",
+                )
+                .into());
+            }
+        }
+    }
+    // upstream: in the platform's dialect, and back.
     let outgoing = Bytes::from(target.region.dialect.encode_request(&request));
-    let answer_bytes = gateway.upstreams.call(region, traits.pace, outgoing, traceparent).await.map_err(|failure| {
-        gateway.metrics.upstream_failure(region, failure);
-        tracing::warn!(infno = %request.infno(), region = %target.region.admdvs, failure = failure.label(), "platform call failed");
-        Stop::from(upstream_refusal(failure, &target.region.name))
-    })?;
-    let answer = target.region.dialect.decode_answer(request.infno(), &answer_bytes, &gateway.decode_limits).map_err(|refusal| {
-        tracing::warn!(infno = %request.infno(), region = %target.region.admdvs, code = refusal.code.slug(), "platform answer unreadable");
-        Stop::from(Refusal::new(ErrorCode::UpstreamBadAnswer, format!("{}: {}", target.region.name, refusal.detail)))
-    })?;
-    for anomaly in check_answer(request.infno(), &answer) {
+    let called = gateway
+        .upstreams
+        .call(region, traits.pace, outgoing, traceparent)
+        .await;
+    let decoded = match called {
+        Ok(bytes) => target.region.dialect.decode_answer(request.infno(), &bytes, &gateway.decode_limits).map_err(|refusal| {
+            tracing::warn!(infno = %request.infno(), region = %target.region.admdvs, code = refusal.code.slug(), "platform answer unreadable");
+            // The platform may have acted on it: the outcome is unknown.
+            (Refusal::new(ErrorCode::UpstreamBadAnswer, format!("{}: {}", target.region.name, refusal.detail)), true)
+        }),
+        Err(failure) => {
+            gateway.metrics.upstream_failure(region, failure);
+            tracing::warn!(infno = %request.infno(), region = %target.region.admdvs, failure = failure.label(), "platform call failed");
+            Err((upstream_refusal(failure, &target.region.name), failure.outcome_unknown() || matches!(failure, Failure::Status(_))))
+        }
+    };
+    let answer = match decoded {
+        Ok(answer) => answer,
+        Err((refusal, unknown)) => {
+            if let Some(ledger) = ledger {
+                let state = if unknown {
+                    State::Unknown
+                } else {
+                    State::Refused
+                };
+                let record = journal::finish(
+                    state,
+                    request.infno(),
+                    Some(&Answer::refusal(&refusal)),
+                    dialect,
+                    refusal.code.http_status(),
+                    Some(refusal.code.number()),
+                    Vec::new(),
+                );
+                let written = ledger.finish(&key, record).await;
+                if unknown || written.is_err() {
+                    spawn_resolution(gateway, ledger, &key);
+                }
+            }
+            return Err(refusal.into());
+        }
+    };
+    let anomalies = check_answer(request.infno(), &answer);
+    for anomaly in &anomalies {
         gateway.metrics.anomaly(anomaly.rule);
         tracing::warn!(infno = %request.infno(), region = %target.region.admdvs, institution = %institution.code, rule = anomaly.rule, "platform answer passed on with an anomaly");
     }
-    Ok(answer)
+    // journal(final): before the answer leaves the gateway.
+    if let Some(ledger) = ledger {
+        let rules = anomalies.iter().map(|a| a.rule.to_owned()).collect();
+        let record = journal::finish(
+            State::Done,
+            request.infno(),
+            Some(&answer),
+            dialect,
+            200,
+            None,
+            rules,
+        );
+        if let Err(error) = ledger.finish(&key, record).await {
+            // The platform has committed, the journal cannot say so: the hospital
+            // must not believe either outcome. The gateway reverses it.
+            tracing::error!(%error, "journal unavailable after the platform answered; reversing");
+            spawn_resolution(gateway, ledger, &key);
+            return Err(Refusal::new(ErrorCode::UpstreamTimeout, "the journal failed after the platform answered; the gateway reverses this call, send a new message").into());
+        }
+        if let (RequestBody::Reversal(reversal), true) =
+            (&request.input, answer.envelope.is_success())
+        {
+            let original = ledger::Key {
+                caller: key.caller.clone(),
+                msgid: reversal.data.omsgid.clone().unwrap_or_default(),
+            };
+            if let Err(error) = ledger
+                .resolve(&original, State::Reversed, journal::now_ms())
+                .await
+            {
+                tracing::info!(%error, "the reversed call was not journalled here or is already resolved");
+            }
+        }
+    }
+    Ok(Done::Answered(answer))
+}
+
+/// A repeat of a message still in flight waits for it, boundedly.
+async fn wait_for_repeat(ledger: &ledger::Ledger, key: &ledger::Key) -> Result<Done, Stop> {
+    let deadline = Instant::now() + Duration::from_millis(journal::IN_FLIGHT_WAIT_MS_MAX);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Ok(Some(entry)) = ledger.get(key).await {
+            if entry.state != State::Pending {
+                return Ok(Done::Replay(entry));
+            }
+        }
+    }
+    Err(Refusal::new(
+        ErrorCode::InFlight,
+        "the same msgid is still being processed",
+    )
+    .into())
+}
+
+fn spawn_resolution(gateway: &Arc<Gateway>, ledger: &ledger::Ledger, key: &ledger::Key) {
+    let (gateway, ledger, key) = (gateway.clone(), ledger.clone(), key.clone());
+    tokio::spawn(async move {
+        match ledger.get(&key).await {
+            Ok(Some(entry)) => journal::resolve(gateway, entry).await,
+            _ => tracing::error!(
+                "an unknown outcome could not be read back; start-up recovery will reverse it"
+            ),
+        }
+    });
 }
 
 /// The refusal the hospital sees when its platform could not answer.
@@ -221,11 +359,40 @@ fn reply(
     gateway: &Gateway,
     dialect: &'static dyn Dialect,
     infno: Option<Infno>,
-    outcome: Result<Answer, Stop>,
+    outcome: Result<Done, Stop>,
     started: Instant,
 ) -> Reply {
     match outcome {
-        Ok(answer) => {
+        Ok(Done::Replay(entry)) => {
+            gateway
+                .metrics
+                .request(infno, Outcome::Answered, started.elapsed());
+            match (entry.reply_status, entry.reply) {
+                (Some(status), Some(body)) => Reply {
+                    status,
+                    body,
+                    media_type: dialect.media_type(),
+                    retry_after: None,
+                },
+                // Resolved after a crash, before any reply was written: say what happened.
+                _ => {
+                    let refusal = Refusal::new(
+                        ErrorCode::UpstreamTimeout,
+                        format!(
+                            "this message's outcome was unknown and it is now {}",
+                            entry.state
+                        ),
+                    );
+                    Reply {
+                        status: refusal.code.http_status(),
+                        body: dialect.encode_answer(infno, &Answer::refusal(&refusal)),
+                        media_type: dialect.media_type(),
+                        retry_after: None,
+                    }
+                }
+            }
+        }
+        Ok(Done::Answered(answer)) => {
             gateway
                 .metrics
                 .request(infno, Outcome::Answered, started.elapsed());

@@ -84,6 +84,8 @@ pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyh
         gateway: Arc::new(gateway),
     });
     spawn_duties(&shared.gateway, &tls);
+    // Calls a crash left pending or unknown are reversed before /readyz turns ready.
+    tokio::spawn(crate::journal::recover(shared.gateway.clone()));
     let connections = Arc::new(Semaphore::new(server.connections_max));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -274,11 +276,11 @@ async fn handle(
     let national: &'static dyn adapters::Dialect = &adapters::national::National;
     match (request.method(), path.as_str()) {
         (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/readyz") if gateway.ready() => return text(StatusCode::OK, "ready\n"),
+        (&Method::GET, "/readyz") if gateway.ready().await => return text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: a region has no reachable platform\n",
+                "not ready: a region has no reachable platform, the journal is not recovered, or the ledger does not answer\n",
             )
         }
         (&Method::GET, "/metrics") => {
@@ -368,7 +370,7 @@ pub fn run(config_path: &std::path::Path) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let gateway = Gateway::new(config)?;
+        let gateway = Gateway::new(config).await?;
         serve(gateway, crate::telemetry::termination()).await
     })?;
     Ok(0)

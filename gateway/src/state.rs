@@ -27,12 +27,25 @@ pub struct Gateway {
     pub decode_limits: adapters::Limits,
     /// Per region: whether one of its platform addresses accepted a connection lately.
     pub reachable: Vec<AtomicBool>,
+    /// The settlement journal, when configured.
+    pub ledger: Option<ledger::Ledger>,
+    /// Whether start-up recovery of the journal has finished.
+    pub recovered: AtomicBool,
 }
 
 impl Gateway {
-    /// Builds the state; fails on unreadable certificates or keys.
-    pub fn new(config: Config) -> anyhow::Result<Gateway> {
+    /// Builds the state: opens the ledger (applying its migrations); fails on
+    /// unreadable certificates or keys, or a ledger that cannot be opened.
+    pub async fn new(config: Config) -> anyhow::Result<Gateway> {
         let upstreams = Upstreams::new(&config.regions)?;
+        let ledger = match &config.ledger_url {
+            Some(url) => Some(
+                ledger::Ledger::open(url)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("opening the ledger {url}: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Gateway {
             directory: Directory::new(&config.institutions),
             routes: Routes::new(config.regions.iter().map(|r| r.admdvs)),
@@ -47,15 +60,25 @@ impl Gateway {
                 .iter()
                 .map(|_| AtomicBool::new(false))
                 .collect(),
+            recovered: AtomicBool::new(ledger.is_none()),
+            ledger,
             upstreams,
             config,
         })
     }
 
-    /// Whether every region has a reachable platform address.
-    pub fn ready(&self) -> bool {
-        self.reachable
+    /// Whether every region has a reachable platform address, the journal
+    /// is recovered and the ledger answers.
+    pub async fn ready(&self) -> bool {
+        let reachable = self
+            .reachable
             .iter()
-            .all(|r| r.load(std::sync::atomic::Ordering::Relaxed))
+            .all(|r| r.load(std::sync::atomic::Ordering::Relaxed));
+        let recovered = self.recovered.load(std::sync::atomic::Ordering::Relaxed);
+        let ledger = match &self.ledger {
+            Some(ledger) => ledger.ping().await.is_ok(),
+            None => true,
+        };
+        reachable && recovered && ledger
     }
 }

@@ -63,7 +63,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<u8> {
 async fn day(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<u8> {
     let institutions = world::institutions();
     let ports = Ports::free()?;
-    let (sandbox_path, gateway_path) = world::lay_out(&dir, &institutions, ports, false)?;
+    let (sandbox_path, gateway_path) = world::lay_out(&dir, &institutions, ports, true)?;
     println!("data folder: {}", dir.display());
     let sandbox = crate::sandbox::config::SandboxConfig::load(&sandbox_path)?;
     tokio::spawn(async move {
@@ -72,7 +72,7 @@ async fn day(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<u8> {
         }
     });
     let config = crate::config::Config::load(&gateway_path)?;
-    let gateway = crate::state::Gateway::new(config)?;
+    let gateway = crate::state::Gateway::new(config).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::server::serve(gateway, async move {
         let _ = stopped.await;

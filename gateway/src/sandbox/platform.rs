@@ -155,11 +155,16 @@ impl State {
                 }
             }
             RequestBody::OutpatientRegister(_) | RequestBody::Admission(_) => {
+                let psn_no = match &request.input {
+                    RequestBody::OutpatientRegister(i) => i.data.psn_no.clone(),
+                    RequestBody::Admission(i) => i.mdtrtinfo.psn_no.clone(),
+                    _ => None,
+                };
                 let mut body = AnswerBody::empty(infno);
                 if let AnswerBody::OutpatientRegister(o) | AnswerBody::Admission(o) = &mut body {
                     o.data = VisitIds {
                         mdtrt_id: Some(self.next_id()),
-                        psn_no: None,
+                        psn_no,
                         ..Default::default()
                     };
                 }

@@ -1,0 +1,1841 @@
+//! The XML machinery shared by the `tj` and `he` dialects: a streaming reader
+//! wrapper that enforces [`Limits`] and refuses what a message may not hold,
+//! an escaping writer, and one codec that walks the canonical schema.
+//!
+//! A dialect is described by an [`XmlDialect`]: its character set, where it
+//! puts scalar fields (child elements or attributes), how it writes money and
+//! times, its code tables, its name for every field, and its envelope
+//! ([`Frame`]). Everything else — reading, writing, limits, refusals,
+//! extras — is here, once, and never names a particular transaction.
+//!
+//! Reading is streaming: quick-xml events are turned directly into the
+//! records through [`Record::field_mut`]; no tree of the message is built.
+//! DOCTYPE (and so every entity declaration) and processing instructions are
+//! refused; only the five predefined entities and numeric character
+//! references are accepted.
+
+use crate::dialect::Limits;
+use crate::json;
+use crate::trail::{Step, Trail};
+use contracts::model::envelope::{AnswerEnvelope, RequestEnvelope};
+use contracts::record::{
+    CodeSet, Extras, FieldMut, FieldRef, Kind, Record, RecordType, Scalar, ScalarSlot, Schema,
+    Shape, ValueError,
+};
+use contracts::time::TimeError;
+use contracts::{
+    Answer, AnswerBody, Date, DateTime, ErrorCode, Infno, Money, Refusal, Request, RequestBody,
+};
+use quick_xml::events::{BytesEnd, BytesRef, BytesStart, Event};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+
+/// The element that carries one extra key: `<Ext k="psn_pay">43.1</Ext>`, the
+/// text being the value's compact JSON.
+pub const EXT: &str = "Ext";
+/// The attribute of [`EXT`] holding the key.
+pub const EXT_KEY: &str = "k";
+/// Written before a national code that a dialect's code table does not hold:
+/// `N:399`.
+pub const CODE_ESCAPE: &str = "N:";
+
+/// A dialect's character set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charset {
+    /// GB18030, declared in the prolog; nothing else is accepted.
+    Gb18030,
+    /// UTF-8; a prolog, if present, must declare UTF-8.
+    Utf8,
+}
+
+impl Charset {
+    /// The name written in the XML declaration.
+    pub fn label(self) -> &'static str {
+        match self {
+            Charset::Gb18030 => "GB18030",
+            Charset::Utf8 => "UTF-8",
+        }
+    }
+
+    /// Decodes a message's bytes to text, checking the declared encoding.
+    pub fn decode(self, bytes: &[u8]) -> Result<Cow<'_, str>, Refusal> {
+        match self {
+            Charset::Utf8 => {
+                let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+                let text = std::str::from_utf8(bytes).map_err(|e| {
+                    Refusal::new(
+                        ErrorCode::WrongEncoding,
+                        format!("not UTF-8 at byte {}", e.valid_up_to()),
+                    )
+                })?;
+                match declared_encoding(text.as_bytes())? {
+                    Some(name) if !name.eq_ignore_ascii_case("UTF-8") => Err(Refusal::new(
+                        ErrorCode::WrongEncoding,
+                        format!("declared encoding {name}, expected UTF-8"),
+                    )),
+                    _ => Ok(Cow::Borrowed(text)),
+                }
+            }
+            Charset::Gb18030 => {
+                match declared_encoding(bytes)? {
+                    None => {
+                        return Err(Refusal::new(
+                            ErrorCode::WrongEncoding,
+                            "no XML declaration naming GB18030 (<?xml version=\"1.0\" encoding=\"GB18030\"?>)",
+                        ))
+                    }
+                    Some(name) if !name.eq_ignore_ascii_case("GB18030") => {
+                        return Err(Refusal::new(
+                            ErrorCode::WrongEncoding,
+                            format!("declared encoding {name}, expected GB18030"),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+                encoding_rs::GB18030
+                    .decode_without_bom_handling_and_without_replacement(bytes)
+                    .ok_or_else(|| {
+                        Refusal::new(ErrorCode::WrongEncoding, "bytes that are not GB18030")
+                    })
+            }
+        }
+    }
+
+    /// Encodes the text of a message.
+    fn encode(self, text: String) -> Vec<u8> {
+        match self {
+            Charset::Utf8 => text.into_bytes(),
+            Charset::Gb18030 => match encoding_rs::GB18030.encode(&text).0 {
+                Cow::Borrowed(_) => text.into_bytes(),
+                Cow::Owned(bytes) => bytes,
+            },
+        }
+    }
+}
+
+/// The encoding named by the XML declaration at the start of `bytes`, if
+/// there is a declaration and it names one. The declaration is ASCII in every
+/// encoding these dialects use, so it is read before decoding.
+fn declared_encoding(bytes: &[u8]) -> Result<Option<String>, Refusal> {
+    if !bytes.starts_with(b"<?xml")
+        || !bytes
+            .get(5)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
+        return Ok(None);
+    }
+    let head = &bytes[..bytes.len().min(512)];
+    let Some(end) = head.windows(2).position(|w| w == b"?>") else {
+        return Err(Refusal::new(
+            ErrorCode::Malformed,
+            "unterminated XML declaration",
+        ));
+    };
+    let Some(decl) = std::str::from_utf8(&head[..end + 2])
+        .ok()
+        .filter(|d| d.is_ascii())
+    else {
+        return Err(Refusal::new(
+            ErrorCode::WrongEncoding,
+            "XML declaration not in ASCII",
+        ));
+    };
+    let mut reader = quick_xml::Reader::from_str(decl);
+    match reader.read_event() {
+        Ok(Event::Decl(d)) => match d.encoding() {
+            None => Ok(None),
+            Some(Ok(name)) => {
+                let name = name.trim();
+                if name.is_empty()
+                    || name.len() > 40
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+                {
+                    return Err(Refusal::new(
+                        ErrorCode::WrongEncoding,
+                        "unreadable encoding name in the XML declaration",
+                    ));
+                }
+                Ok(Some(name.to_owned()))
+            }
+            Some(Err(_)) => Err(Refusal::new(
+                ErrorCode::Malformed,
+                "malformed XML declaration",
+            )),
+        },
+        _ => Err(Refusal::new(
+            ErrorCode::Malformed,
+            "malformed XML declaration",
+        )),
+    }
+}
+
+/// Where a dialect puts scalar fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Each scalar is a child element holding its text (`<GRBH>…</GRBH>`).
+    Elements,
+    /// Each scalar is an attribute of its record's element (`<data psn_no="…"/>`).
+    Attributes,
+}
+
+/// How a dialect writes money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoneyUnit {
+    /// Yuan with two decimals (`100.20`); readers accept 0 to 2 significant decimals.
+    Yuan,
+    /// Integer fen (`10020`).
+    Fen,
+}
+
+/// How a dialect writes times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Digits only: `yyyyMMdd`, `yyyyMMddHHmmss`, `yyyyMMddHHmmssSSS`.
+    Compact,
+    /// ISO 8601 without zone: `yyyy-MM-dd`, `yyyy-MM-ddTHH:mm:ss`, `yyyy-MM-ddTHH:mm:ss.SSS`.
+    Iso,
+}
+
+/// A dialect's code table for one national code set: pairs of (national code,
+/// dialect code), a bijection. A national code not in the table is written
+/// [`CODE_ESCAPE`] followed by the national code.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeTable {
+    /// (national, dialect) pairs.
+    pub pairs: &'static [(&'static str, &'static str)],
+}
+
+impl CodeTable {
+    /// The dialect's code for a national code, if the table has one.
+    pub fn to_wire(&self, national: &str) -> Option<&'static str> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| *n == national)
+            .map(|(_, w)| *w)
+    }
+
+    /// The national code for a dialect code, if the table has one.
+    pub fn to_national(&self, wire: &str) -> Option<&'static str> {
+        self.pairs.iter().find(|(_, w)| *w == wire).map(|(n, _)| *n)
+    }
+}
+
+fn code_set_table_name(set: CodeSet) -> &'static str {
+    match set {
+        CodeSet::Insutype => contracts::Insutype::TABLE,
+        CodeSet::MedType => contracts::MedType::TABLE,
+        CodeSet::PsnCertType => contracts::PsnCertType::TABLE,
+        CodeSet::MdtrtCertType => contracts::MdtrtCertType::TABLE,
+        CodeSet::ClrType => contracts::ClrType::TABLE,
+        CodeSet::Admdvs => "admdvs",
+    }
+}
+
+/// A field's name on the wire: `prefix` then `name` (the prefix is empty
+/// except for names made by a dialect's fallback rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireName {
+    /// Written first (e.g. `N_` for tj's fallback names).
+    pub prefix: &'static str,
+    /// The rest.
+    pub name: &'static str,
+}
+
+impl WireName {
+    /// A name without prefix.
+    pub const fn plain(name: &'static str) -> WireName {
+        WireName { prefix: "", name }
+    }
+
+    /// Whether `wire` is this name.
+    pub fn matches(&self, wire: &str) -> bool {
+        wire.len() == self.prefix.len() + self.name.len()
+            && wire.starts_with(self.prefix)
+            && wire.ends_with(self.name)
+    }
+
+    /// The whole name.
+    pub fn to_text(&self) -> String {
+        format!("{}{}", self.prefix, self.name)
+    }
+}
+
+/// The message's outer shape in a dialect.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame {
+    /// The root element of a request.
+    pub request_root: &'static str,
+    /// The root element of an answer.
+    pub answer_root: &'static str,
+    /// `None`: the envelope's fields sit in the root element itself (tj).
+    /// `Some(name)`: they sit in this header element, the first child of the
+    /// root, and the body follows it (he).
+    pub header: Option<&'static str>,
+    /// The transaction number: a child element of the envelope (placement
+    /// [`Placement::Elements`]) or an attribute of it ([`Placement::Attributes`]).
+    pub infno: &'static str,
+    /// The element holding the request's input.
+    pub input: &'static str,
+    /// The element holding the answer's output (absent when there is none).
+    pub output: &'static str,
+    /// `Some(item)`: a list is one element named after the field holding one
+    /// `item` element per entry (tj). `None`: a list is the field's element
+    /// repeated, once per entry (he).
+    pub list_item: Option<&'static str>,
+}
+
+/// An XML wire dialect, described by its differences. The codec in this
+/// module does the rest.
+pub trait XmlDialect: Sized + 'static {
+    /// The dialect's name (`tj`, `he`).
+    const NAME: &'static str;
+    /// Its character set.
+    const CHARSET: Charset;
+    /// Where scalars go.
+    const PLACEMENT: Placement;
+    /// How money is written.
+    const MONEY: MoneyUnit;
+    /// How times are written.
+    const CLOCK: Clock;
+    /// The envelope.
+    const FRAME: Frame;
+    /// The dialect's own code table for a national code set; `None`: national codes as they are.
+    fn codes(set: CodeSet) -> Option<&'static CodeTable>;
+    /// The wire name of field `index` of `schema`.
+    fn wire_name(schema: &'static Schema, index: usize) -> WireName;
+    /// The field of `schema` that `wire` names.
+    fn field_index(schema: &'static Schema, wire: &str) -> Option<usize>;
+    /// The dialect's own cache of [`XmlDialect::wire_name`] for every schema.
+    fn name_cache() -> &'static NameCache;
+}
+
+/// The wire names of every field of every canonical record, computed once
+/// per dialect so that reading and writing look names up by index.
+pub struct NameCache(OnceLock<HashMap<usize, Box<[WireName]>>>);
+
+impl NameCache {
+    /// An empty cache, filled on first use.
+    pub const fn new() -> NameCache {
+        NameCache(OnceLock::new())
+    }
+
+    fn key(schema: &'static Schema) -> usize {
+        std::ptr::from_ref(schema) as usize
+    }
+
+    /// The wire names of `schema`'s fields, in order.
+    fn names<S: XmlDialect>(&'static self, schema: &'static Schema) -> Cow<'static, [WireName]> {
+        let map = self.0.get_or_init(|| {
+            fn walk<S: XmlDialect>(
+                schema: &'static Schema,
+                map: &mut HashMap<usize, Box<[WireName]>>,
+            ) {
+                if map.contains_key(&NameCache::key(schema)) {
+                    return;
+                }
+                let names = (0..schema.fields.len())
+                    .map(|i| S::wire_name(schema, i))
+                    .collect();
+                map.insert(NameCache::key(schema), names);
+                for def in schema.fields {
+                    if let Shape::Record(child) | Shape::List(child) = def.shape {
+                        walk::<S>(child(), map);
+                    }
+                }
+            }
+            let mut map = HashMap::new();
+            walk::<S>(RequestEnvelope::static_schema(), &mut map);
+            walk::<S>(AnswerEnvelope::static_schema(), &mut map);
+            for &infno in Infno::ALL {
+                walk::<S>(infno.input_schema(), &mut map);
+                walk::<S>(infno.output_schema(), &mut map);
+            }
+            map
+        });
+        match map.get(&NameCache::key(schema)) {
+            Some(names) => Cow::Borrowed(names),
+            // Every record is reachable from the transaction table; this is only a safety net.
+            None => Cow::Owned(
+                (0..schema.fields.len())
+                    .map(|i| S::wire_name(schema, i))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl Default for NameCache {
+    fn default() -> NameCache {
+        NameCache::new()
+    }
+}
+
+/// Keys the national dialect reads itself beside a request's envelope fields,
+/// which therefore cannot be extras of the envelope.
+const REQUEST_RESERVED: &[&str] = &["infno", "input"];
+/// Same for an answer.
+const ANSWER_RESERVED: &[&str] = &["output"];
+
+fn is_xml_space(text: &str) -> bool {
+    text.bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+/// Root attributes that only bind namespaces or point at a schema, accepted and ignored.
+fn is_namespace_attribute(key: &str) -> bool {
+    key == "xmlns" || key.starts_with("xmlns:") || key.starts_with("xsi:")
+}
+
+/// Which fields of a record were given (a record has fewer than 128 fields).
+#[derive(Default)]
+struct Seen(u128);
+
+impl Seen {
+    /// Marks `index`; `false` if it was marked already.
+    fn insert(&mut self, index: usize) -> bool {
+        let bit = 1u128 << (index % 128);
+        let fresh = self.0 & bit == 0;
+        self.0 |= bit;
+        fresh
+    }
+}
+
+/// A node inside an element.
+enum Node<'a> {
+    /// A child element; `true` when it is empty (`<x/>`) and has no end.
+    Start(BytesStart<'a>, bool),
+    /// The end of the current element.
+    End(BytesEnd<'a>),
+    /// A piece of character data, references resolved and line ends normalised.
+    Text(Cow<'a, str>),
+}
+
+/// The one of the five predefined entities named `name`.
+fn predefined_entity(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "lt" => "<",
+        "gt" => ">",
+        "amp" => "&",
+        "apos" => "'",
+        "quot" => "\"",
+        _ => return None,
+    })
+}
+
+/// Resolves a reference: a predefined entity or a character reference.
+fn resolve_reference(name: &str) -> Result<Cow<'static, str>, Refusal> {
+    if let Some(text) = predefined_entity(name) {
+        return Ok(Cow::Borrowed(text));
+    }
+    if name.starts_with('#') {
+        return match BytesRef::new(name).resolve_char_ref() {
+            Ok(Some(c)) => Ok(Cow::Owned(c.to_string())),
+            _ => Err(Refusal::new(
+                ErrorCode::Malformed,
+                "invalid character reference",
+            )),
+        };
+    }
+    Err(Refusal::new(
+        ErrorCode::ForbiddenConstruct,
+        "entity reference other than the five predefined ones",
+    ))
+}
+
+/// An attribute value as the XML 1.0 rules read it: literal tabs and line
+/// ends become spaces, references are resolved (character references keep
+/// the character they name, so `&#xA;` is a line feed).
+fn attribute_value(raw: &str) -> Result<Cow<'_, str>, Refusal> {
+    if !raw
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'\t' | b'\n' | b'\r'))
+    {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find(['&', '<', '\t', '\n', '\r']) {
+        out.push_str(&rest[..at]);
+        let special = rest.as_bytes()[at];
+        rest = &rest[at + 1..];
+        match special {
+            b'<' => {
+                return Err(Refusal::new(
+                    ErrorCode::Malformed,
+                    "`<` in an attribute value",
+                ))
+            }
+            b'&' => {
+                let Some(end) = rest.find(';') else {
+                    return Err(Refusal::new(
+                        ErrorCode::Malformed,
+                        "unterminated reference in an attribute value",
+                    ));
+                };
+                out.push_str(&resolve_reference(&rest[..end])?);
+                rest = &rest[end + 1..];
+            }
+            b'\r' => {
+                out.push(' ');
+                rest = rest.strip_prefix('\n').unwrap_or(rest);
+            }
+            _ => out.push(' '),
+        }
+    }
+    out.push_str(rest);
+    Ok(Cow::Owned(out))
+}
+
+fn reader_refusal(error: &quick_xml::Error, at: u64) -> Refusal {
+    let what = match error {
+        quick_xml::Error::Syntax(_) => "XML syntax error",
+        quick_xml::Error::IllFormed(_) => {
+            "XML not well-formed (mismatched or missing end tag, or similar)"
+        }
+        quick_xml::Error::InvalidAttr(_) => "malformed attribute",
+        quick_xml::Error::Escape(_) => "malformed reference",
+        _ => "unreadable XML",
+    };
+    Refusal::new(
+        ErrorCode::Malformed,
+        format!("{what} near byte {at} of the decoded text"),
+    )
+}
+
+/// Streams one message's text into canonical records.
+struct Decoder<'a, 'l, S: XmlDialect> {
+    reader: quick_xml::Reader<&'a [u8]>,
+    depth: usize,
+    limits: &'l Limits,
+    trail: Trail<'static>,
+    /// How many steps the trail holds: the depth national JSON would nest the current record at.
+    steps: usize,
+    dialect: PhantomData<S>,
+}
+
+/// What a frame adds to the reading of one record element: the transaction
+/// number and the body, which are not fields of the envelope.
+trait Hook<'a, S: XmlDialect> {
+    /// An attribute the record's schema does not name; `true` if taken.
+    fn attribute(
+        &mut self,
+        _d: &mut Decoder<'a, '_, S>,
+        _key: &str,
+        _value: &str,
+    ) -> Result<bool, Refusal> {
+        Ok(false)
+    }
+    /// A child element the record's schema does not name; `true` if taken.
+    /// `at_root` tells a child of a he-style root from a child of the envelope.
+    fn child(
+        &mut self,
+        _d: &mut Decoder<'a, '_, S>,
+        _name: &str,
+        _start: &BytesStart<'a>,
+        _empty: bool,
+        _at_root: bool,
+    ) -> Result<bool, Refusal> {
+        Ok(false)
+    }
+}
+
+struct NoHook;
+impl<S: XmlDialect> Hook<'_, S> for NoHook {}
+
+fn parse_infno(text: &str) -> Result<Infno, Refusal> {
+    if text.is_empty() {
+        return Err(Refusal::new(ErrorCode::MissingField, "infno"));
+    }
+    Infno::from_code(text).ok_or_else(|| {
+        if text.len() <= 8 && text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            Refusal::new(ErrorCode::UnknownTransaction, format!("infno {text}"))
+        } else {
+            Refusal::new(ErrorCode::UnknownTransaction, "infno")
+        }
+    })
+}
+
+/// Takes the transaction number and the input of a request.
+struct RequestHook {
+    infno: Option<Infno>,
+    infno_seen: bool,
+    body: Option<RequestBody>,
+}
+
+impl RequestHook {
+    fn set_infno(&mut self, text: &str) -> Result<(), Refusal> {
+        if std::mem::replace(&mut self.infno_seen, true) {
+            return Err(Refusal::new(
+                ErrorCode::DuplicateField,
+                "infno: given twice",
+            ));
+        }
+        self.infno = Some(parse_infno(text)?);
+        Ok(())
+    }
+}
+
+impl<'a, S: XmlDialect> Hook<'a, S> for RequestHook {
+    fn attribute(
+        &mut self,
+        _d: &mut Decoder<'a, '_, S>,
+        key: &str,
+        value: &str,
+    ) -> Result<bool, Refusal> {
+        if S::PLACEMENT == Placement::Attributes && key == S::FRAME.infno {
+            self.set_infno(value)?;
+            return Ok(true);
+        }
+        Ok(S::FRAME.header.is_none() && is_namespace_attribute(key))
+    }
+
+    fn child(
+        &mut self,
+        d: &mut Decoder<'a, '_, S>,
+        name: &str,
+        start: &BytesStart<'a>,
+        empty: bool,
+        at_root: bool,
+    ) -> Result<bool, Refusal> {
+        if S::PLACEMENT == Placement::Elements && !at_root && name == S::FRAME.infno {
+            d.no_attributes(start)?;
+            let text = d.text_content(name, empty)?;
+            self.set_infno(&text)?;
+            return Ok(true);
+        }
+        if name == S::FRAME.input && (at_root || S::FRAME.header.is_none()) {
+            if self.body.is_some() {
+                return Err(Refusal::new(
+                    ErrorCode::DuplicateField,
+                    "input: given twice",
+                ));
+            }
+            let Some(infno) = self.infno else {
+                return Err(Refusal::new(
+                    ErrorCode::Malformed,
+                    format!(
+                        "the transaction number ({}) must come before the input ({})",
+                        S::FRAME.infno,
+                        S::FRAME.input
+                    ),
+                ));
+            };
+            let mut body = RequestBody::empty(infno);
+            d.push(Step::Name("input"));
+            d.record(body.record_mut(), start, empty, &mut NoHook, &[])?;
+            d.pop();
+            self.body = Some(body);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// Takes the output of an answer.
+struct AnswerHook {
+    infno: Infno,
+    output: Option<AnswerBody>,
+}
+
+impl<'a, S: XmlDialect> Hook<'a, S> for AnswerHook {
+    fn attribute(
+        &mut self,
+        _d: &mut Decoder<'a, '_, S>,
+        key: &str,
+        _value: &str,
+    ) -> Result<bool, Refusal> {
+        Ok(S::FRAME.header.is_none() && is_namespace_attribute(key))
+    }
+
+    fn child(
+        &mut self,
+        d: &mut Decoder<'a, '_, S>,
+        name: &str,
+        start: &BytesStart<'a>,
+        empty: bool,
+        at_root: bool,
+    ) -> Result<bool, Refusal> {
+        if name == S::FRAME.output && (at_root || S::FRAME.header.is_none()) {
+            if self.output.is_some() {
+                return Err(Refusal::new(
+                    ErrorCode::DuplicateField,
+                    "output: given twice",
+                ));
+            }
+            let mut body = AnswerBody::empty(self.infno);
+            d.push(Step::Name("output"));
+            d.record(body.record_mut(), start, empty, &mut NoHook, &[])?;
+            d.pop();
+            self.output = Some(body);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+impl<'a, 'l, S: XmlDialect> Decoder<'a, 'l, S> {
+    fn new(text: &'a str, limits: &'l Limits) -> Self {
+        let mut reader = quick_xml::Reader::from_str(text);
+        let config = reader.config_mut();
+        // End tags are checked against their start here, without quick-xml's name stack.
+        config.check_end_names = false;
+        config.expand_empty_elements = false;
+        config.trim_text(false);
+        config.allow_dangling_amp = false;
+        config.allow_unmatched_ends = false;
+        Decoder {
+            reader,
+            depth: 0,
+            limits,
+            trail: Trail::new(),
+            steps: 0,
+            dialect: PhantomData,
+        }
+    }
+
+    fn raw(&mut self) -> Result<Event<'a>, Refusal> {
+        self.reader.read_event().map_err(|e| {
+            let refusal = reader_refusal(&e, self.reader.error_position());
+            self.trail.refuse(refusal.code, refusal.detail)
+        })
+    }
+
+    fn push(&mut self, step: Step<'static>) {
+        self.trail.push(step);
+        self.steps += 1;
+    }
+
+    fn pop(&mut self) {
+        self.trail.pop();
+        self.steps = self.steps.saturating_sub(1);
+    }
+
+    fn malformed(&self, what: impl std::fmt::Display) -> Refusal {
+        self.trail.refuse(ErrorCode::Malformed, what)
+    }
+
+    fn enter(&mut self) -> Result<(), Refusal> {
+        self.depth += 1;
+        if self.depth > self.limits.depth_max {
+            return Err(self.trail.refuse(
+                ErrorCode::TooDeep,
+                format_args!("elements nested deeper than {}", self.limits.depth_max),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The root element, after the prolog (declaration, comments, whitespace).
+    fn root(&mut self) -> Result<(BytesStart<'a>, bool), Refusal> {
+        let mut first = true;
+        loop {
+            match self.raw()? {
+                Event::Decl(decl) if first => match decl.version() {
+                    Ok(version) if &*version == "1.0" => {}
+                    _ => return Err(self.malformed("XML version other than 1.0")),
+                },
+                Event::Decl(_) => return Err(self.malformed("XML declaration not at the start")),
+                Event::Text(text) if is_xml_space(&text) => {}
+                Event::Comment(_) => {}
+                Event::DocType(_) => {
+                    return Err(Refusal::new(
+                        ErrorCode::ForbiddenConstruct,
+                        "DOCTYPE (and entity declarations) are not accepted",
+                    ))
+                }
+                Event::PI(_) => {
+                    return Err(Refusal::new(
+                        ErrorCode::ForbiddenConstruct,
+                        "processing instructions are not accepted",
+                    ))
+                }
+                Event::Start(start) => {
+                    self.enter()?;
+                    return Ok((start, false));
+                }
+                Event::Empty(start) => return Ok((start, true)),
+                Event::Eof => return Err(self.malformed("no root element")),
+                _ => return Err(self.malformed("content before the root element")),
+            }
+            first = false;
+        }
+    }
+
+    /// Whatever follows the root element: whitespace and comments only.
+    fn epilog(&mut self) -> Result<(), Refusal> {
+        loop {
+            match self.raw()? {
+                Event::Eof => return Ok(()),
+                Event::Text(text) if is_xml_space(&text) => {}
+                Event::Comment(_) => {}
+                Event::DocType(_) => {
+                    return Err(Refusal::new(
+                        ErrorCode::ForbiddenConstruct,
+                        "DOCTYPE (and entity declarations) are not accepted",
+                    ))
+                }
+                Event::PI(_) => {
+                    return Err(Refusal::new(
+                        ErrorCode::ForbiddenConstruct,
+                        "processing instructions are not accepted",
+                    ))
+                }
+                _ => return Err(self.malformed("content after the root element")),
+            }
+        }
+    }
+
+    /// The next node inside the current element.
+    fn node(&mut self) -> Result<Node<'a>, Refusal> {
+        loop {
+            let event = self.raw()?;
+            if let Some(node) = self.node_of(event)? {
+                return Ok(node);
+            }
+        }
+    }
+
+    /// An event inside an element as a node; `None` for a comment.
+    fn node_of(&mut self, event: Event<'a>) -> Result<Option<Node<'a>>, Refusal> {
+        Ok(Some(match event {
+            Event::Start(start) => {
+                self.enter()?;
+                Node::Start(start, false)
+            }
+            Event::Empty(start) => {
+                self.enter()?;
+                self.depth -= 1;
+                Node::Start(start, true)
+            }
+            Event::End(end) => {
+                self.depth = self.depth.saturating_sub(1);
+                Node::End(end)
+            }
+            Event::Text(text) => Node::Text(text.xml10_content()),
+            Event::CData(data) => Node::Text(data.xml10_content()),
+            Event::GeneralRef(reference) => Node::Text(
+                resolve_reference(&reference).map_err(|r| self.trail.refuse(r.code, r.detail))?,
+            ),
+            Event::Comment(_) => return Ok(None),
+            Event::DocType(_) => {
+                return Err(Refusal::new(
+                    ErrorCode::ForbiddenConstruct,
+                    "DOCTYPE (and entity declarations) are not accepted",
+                ))
+            }
+            Event::PI(_) => {
+                return Err(self.trail.refuse(
+                    ErrorCode::ForbiddenConstruct,
+                    "processing instructions are not accepted",
+                ))
+            }
+            Event::Decl(_) => return Err(self.malformed("XML declaration inside the message")),
+            Event::Eof => {
+                return Err(self.malformed("unexpected end of message: an element is not closed"))
+            }
+        }))
+    }
+
+    /// Refuses an end tag that does not close the element named `name`.
+    fn closes(&self, end: &BytesEnd<'a>, name: &str) -> Result<(), Refusal> {
+        if end.name().into_inner() != name {
+            return Err(self.malformed("mismatched end tag"));
+        }
+        Ok(())
+    }
+
+    /// The text of the element `name` whose start was read (character data only).
+    fn text_content(&mut self, name: &str, empty: bool) -> Result<Cow<'a, str>, Refusal> {
+        if empty {
+            return Ok(Cow::Borrowed(""));
+        }
+        // The usual value: one piece of text, then the end tag.
+        let mut event = self.raw()?;
+        let mut text: Option<Cow<'a, str>> = None;
+        if let Event::Text(piece) = event {
+            text = Some(piece.xml10_content());
+            event = self.raw()?;
+        }
+        if let Event::End(end) = event {
+            self.depth = self.depth.saturating_sub(1);
+            self.closes(&end, name)?;
+            return Ok(text.unwrap_or(Cow::Borrowed("")));
+        }
+        let mut pending = self.node_of(event)?;
+        loop {
+            let node = match pending.take() {
+                Some(node) => node,
+                None => self.node()?,
+            };
+            match node {
+                Node::Text(piece) => {
+                    text = Some(match text {
+                        None => piece,
+                        Some(before) => {
+                            let mut joined = before.into_owned();
+                            joined.push_str(&piece);
+                            Cow::Owned(joined)
+                        }
+                    });
+                }
+                Node::End(end) => {
+                    self.closes(&end, name)?;
+                    return Ok(text.unwrap_or(Cow::Borrowed("")));
+                }
+                Node::Start(..) => return Err(self.malformed("an element inside a value")),
+            }
+        }
+    }
+
+    fn no_attributes(&self, start: &BytesStart<'a>) -> Result<(), Refusal> {
+        if !is_xml_space(start.attributes_raw()) {
+            return Err(self.malformed("attributes on an element that takes none"));
+        }
+        Ok(())
+    }
+
+    /// The attributes of an element, unescaped, bounded in number.
+    fn attributes<'s>(
+        &self,
+        start: &'s BytesStart<'a>,
+    ) -> Result<Vec<(&'s str, Cow<'s, str>)>, Refusal> {
+        let mut out = Vec::new();
+        for attribute in start.attributes() {
+            let attribute = attribute.map_err(|e| match e {
+                quick_xml::events::attributes::AttrError::Duplicated(..) => self
+                    .trail
+                    .refuse(ErrorCode::DuplicateField, "an attribute given twice"),
+                _ => self.malformed("malformed attribute"),
+            })?;
+            if out.len() == self.limits.attributes_max {
+                return Err(self.trail.refuse(
+                    ErrorCode::TooMany,
+                    format_args!(
+                        "more than {} attributes on one element",
+                        self.limits.attributes_max
+                    ),
+                ));
+            }
+            let key: &'s str = attribute.key.into_inner();
+            let value = match attribute.value {
+                Cow::Borrowed(raw) => attribute_value(raw),
+                Cow::Owned(raw) => attribute_value(&raw).map(|v| Cow::Owned(v.into_owned())),
+            }
+            .map_err(|r| self.trail.refuse(r.code, r.detail))?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// The field of `schema` named `wire`, trying the field after the last one first.
+    fn find(names: &[WireName], wire: &str, hint: &mut usize) -> Option<usize> {
+        let index = match names.get(*hint) {
+            Some(name) if name.matches(wire) => *hint,
+            _ => names.iter().position(|name| name.matches(wire))?,
+        };
+        *hint = index + 1;
+        Some(index)
+    }
+
+    /// Reads the element whose start is `start` into `record`.
+    fn record(
+        &mut self,
+        record: &mut dyn Record,
+        start: &BytesStart<'a>,
+        empty: bool,
+        hook: &mut dyn Hook<'a, S>,
+        reserved: &[&str],
+    ) -> Result<(), Refusal> {
+        let schema = record.schema();
+        let names = S::name_cache().names::<S>(schema);
+        let mut seen = Seen::default();
+        let mut hint = 0usize;
+        for (key, value) in self.attributes(start)? {
+            if hook.attribute(self, key, &value)? {
+                continue;
+            }
+            if S::PLACEMENT == Placement::Elements {
+                return Err(self.malformed("attributes are not used on this element"));
+            }
+            match Self::find(&names, key, &mut hint) {
+                Some(index) => {
+                    let def = &schema.fields[index];
+                    self.push(Step::Name(def.name));
+                    match record.field_mut(index) {
+                        FieldMut::Scalar(slot) => {
+                            if !seen.insert(index) {
+                                return Err(self
+                                    .trail
+                                    .refuse(ErrorCode::DuplicateField, "given twice"));
+                            }
+                            self.scalar(slot, &value)?;
+                        }
+                        _ => return Err(self.malformed("a record or list given as an attribute")),
+                    }
+                    self.pop();
+                }
+                None => {
+                    let mut raw = Vec::with_capacity(value.len() + 2);
+                    json::write_string(&mut raw, &value);
+                    let raw = String::from_utf8(raw)
+                        .map_err(|_| self.malformed("unreadable attribute"))?;
+                    self.add_extra(record.extras_mut(), schema, key, raw, reserved)?;
+                }
+            }
+        }
+        if empty {
+            return Ok(());
+        }
+        loop {
+            let (child, child_empty) = match self.node()? {
+                Node::End(end) => return self.closes(&end, start.name().into_inner()),
+                Node::Text(text) if is_xml_space(&text) => continue,
+                Node::Text(_) => return Err(self.malformed("text where elements are expected")),
+                Node::Start(child, child_empty) => (child, child_empty),
+            };
+            let name = child.name().into_inner();
+            if hook.child(self, name, &child, child_empty, false)? {
+                continue;
+            }
+            if name == EXT {
+                self.ext(record.extras_mut(), schema, &child, child_empty, reserved)?;
+                continue;
+            }
+            let Some(index) = Self::find(&names, name, &mut hint) else {
+                self.unknown_element(record.extras_mut(), schema, &child, child_empty, reserved)?;
+                continue;
+            };
+            let def = &schema.fields[index];
+            self.push(Step::Name(def.name));
+            match record.field_mut(index) {
+                FieldMut::Scalar(slot) => {
+                    if S::PLACEMENT == Placement::Attributes {
+                        return Err(self
+                            .malformed("a scalar field given as an element (it is an attribute)"));
+                    }
+                    if !seen.insert(index) {
+                        return Err(self.trail.refuse(ErrorCode::DuplicateField, "given twice"));
+                    }
+                    self.no_attributes(&child)?;
+                    let text = self.text_content(name, child_empty)?;
+                    self.scalar(slot, &text)?;
+                }
+                FieldMut::Record(slot) => {
+                    if !seen.insert(index) {
+                        return Err(self.trail.refuse(ErrorCode::DuplicateField, "given twice"));
+                    }
+                    self.record(slot.get_or_insert(), &child, child_empty, &mut NoHook, &[])?;
+                }
+                FieldMut::List(list) => match S::FRAME.list_item {
+                    None => {
+                        if list.len() >= self.limits.items_max {
+                            return Err(self.trail.refuse(
+                                ErrorCode::TooMany,
+                                format_args!("more than {} items", self.limits.items_max),
+                            ));
+                        }
+                        self.push(Step::Index(list.len()));
+                        self.record(list.push_default(), &child, child_empty, &mut NoHook, &[])?;
+                        self.pop();
+                    }
+                    Some(item) => {
+                        if !seen.insert(index) {
+                            return Err(self
+                                .trail
+                                .refuse(ErrorCode::DuplicateField, "given twice"));
+                        }
+                        self.no_attributes(&child)?;
+                        if !child_empty {
+                            self.list_items(list, item, name)?;
+                        }
+                    }
+                },
+            }
+            self.pop();
+        }
+    }
+
+    /// The items of a wrapped list, its start read.
+    fn list_items(
+        &mut self,
+        list: &mut dyn contracts::record::RecordList,
+        item: &'static str,
+        wrapper: &str,
+    ) -> Result<(), Refusal> {
+        loop {
+            match self.node()? {
+                Node::End(end) => return self.closes(&end, wrapper),
+                Node::Text(text) if is_xml_space(&text) => {}
+                Node::Text(_) => return Err(self.malformed("text where list items are expected")),
+                Node::Start(child, child_empty) => {
+                    if child.name().into_inner() != item {
+                        return Err(
+                            self.malformed(format_args!("a list holds only <{item}> elements"))
+                        );
+                    }
+                    if list.len() >= self.limits.items_max {
+                        return Err(self.trail.refuse(
+                            ErrorCode::TooMany,
+                            format_args!("more than {} items", self.limits.items_max),
+                        ));
+                    }
+                    self.push(Step::Index(list.len()));
+                    self.record(list.push_default(), &child, child_empty, &mut NoHook, &[])?;
+                    self.pop();
+                }
+            }
+        }
+    }
+
+    /// `<Ext k="key">JSON</Ext>`.
+    fn ext(
+        &mut self,
+        extras: &mut Extras,
+        schema: &'static Schema,
+        start: &BytesStart<'a>,
+        empty: bool,
+        reserved: &[&str],
+    ) -> Result<(), Refusal> {
+        let mut key = None;
+        for (name, value) in self.attributes(start)? {
+            if name != EXT_KEY || key.is_some() {
+                return Err(self.malformed(format_args!("<{EXT}> takes one attribute, {EXT_KEY}")));
+            }
+            key = Some(value);
+        }
+        let Some(key) = key else {
+            return Err(self.malformed(format_args!("<{EXT}> without its {EXT_KEY} attribute")));
+        };
+        let value = self.text_content(EXT, empty)?;
+        // Judged at the depth the national dialect nests this record's keys: one
+        // object for the message, then one level per step of the path.
+        let mut check = json::Reader::nested(&value, self.steps + 1, self.limits.depth_max);
+        // The value without the whitespace around it, as the national dialect keeps it.
+        let json = match check.skip_value() {
+            Ok(json) if check.finish().is_ok() => json.to_owned(),
+            _ => return Err(self.malformed(format_args!("<{EXT}> does not hold one JSON value"))),
+        };
+        self.add_extra(extras, schema, &key, json, reserved)
+    }
+
+    /// An element the schema does not name: kept as an extra holding its text
+    /// as a JSON string, if it is only text.
+    fn unknown_element(
+        &mut self,
+        extras: &mut Extras,
+        schema: &'static Schema,
+        start: &BytesStart<'a>,
+        empty: bool,
+        reserved: &[&str],
+    ) -> Result<(), Refusal> {
+        let key = start.name().into_inner();
+        if start.attributes().next().is_some() {
+            return Err(self.malformed(format_args!(
+                "unknown element with attributes (carry such data in <{EXT}>)"
+            )));
+        }
+        let mut text: Option<Cow<'a, str>> = None;
+        if !empty {
+            loop {
+                match self.node()? {
+                    Node::Text(piece) => {
+                        text = Some(match text {
+                            None => piece,
+                            Some(before) => Cow::Owned(before.into_owned() + &piece),
+                        })
+                    }
+                    Node::End(end) => {
+                        self.closes(&end, key)?;
+                        break;
+                    }
+                    Node::Start(_, child_empty) => {
+                        // Skip the rest (bounded by depth) so a nesting bomb is named as such.
+                        if !child_empty {
+                            self.skip()?;
+                        }
+                        return Err(self.malformed(format_args!(
+                            "unknown element with child elements (carry such data in <{EXT}>)"
+                        )));
+                    }
+                }
+            }
+        }
+        let mut raw = Vec::new();
+        json::write_string(&mut raw, text.as_deref().unwrap_or(""));
+        let raw = String::from_utf8(raw).map_err(|_| self.malformed("unreadable text"))?;
+        self.add_extra(extras, schema, key, raw, reserved)
+    }
+
+    /// Skips the rest of the current element.
+    fn skip(&mut self) -> Result<(), Refusal> {
+        let base = self.depth;
+        while self.depth >= base {
+            self.node()?;
+        }
+        Ok(())
+    }
+
+    fn add_extra(
+        &mut self,
+        extras: &mut Extras,
+        schema: &'static Schema,
+        key: &str,
+        raw: String,
+        reserved: &[&str],
+    ) -> Result<(), Refusal> {
+        if schema.index_of(key).is_some() || reserved.contains(&key) {
+            return Err(self.malformed("an extra key that names a field of the record"));
+        }
+        if extras.0.iter().any(|(k, _)| k == key) {
+            return Err(self.trail.refuse(
+                ErrorCode::DuplicateField,
+                format_args!("extra key given twice ({} bytes of key)", key.len()),
+            ));
+        }
+        if extras.0.len() == Extras::KEYS_MAX
+            || raw.len() > Extras::VALUE_BYTES_MAX
+            || key.len() > 64
+        {
+            return Err(self.trail.refuse(
+                ErrorCode::TooMany,
+                "too many or too large keys outside the standard",
+            ));
+        }
+        extras.0.push((key.to_owned(), raw));
+        Ok(())
+    }
+
+    /// Stores a scalar's wire text. Empty text means absent.
+    fn scalar(&self, slot: &mut dyn ScalarSlot, text: &str) -> Result<(), Refusal> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let result =
+            match slot.kind() {
+                Kind::Money => match S::MONEY {
+                    MoneyUnit::Yuan => slot.set_national(text),
+                    MoneyUnit::Fen => Money::parse_fen(text)
+                        .map_err(ValueError::from)
+                        .and_then(|m| slot.set(Scalar::Money(m))),
+                },
+                Kind::Date => parse_date(S::CLOCK, text).and_then(|d| slot.set(Scalar::Date(d))),
+                Kind::DateTime => parse_date_time(S::CLOCK, text, false)
+                    .and_then(|t| slot.set(Scalar::DateTime(t))),
+                Kind::Stamp => parse_date_time(S::CLOCK, text, true)
+                    .and_then(|t| slot.set(Scalar::DateTime(t))),
+                Kind::Code(set) => match S::codes(set) {
+                    None => slot.set_national(text),
+                    Some(table) => match table.to_national(text) {
+                        Some(national) => slot.set_national(national),
+                        None => match text.strip_prefix(CODE_ESCAPE) {
+                            Some(national) if table.to_wire(national).is_none() => {
+                                slot.set_national(national)
+                            }
+                            _ => Err(ValueError::Code(contracts::codes::CodeError {
+                                table: code_set_table_name(set),
+                            })),
+                        },
+                    },
+                },
+                _ => slot.set_national(text),
+            };
+        result.map_err(|e| self.trail.invalid(&e))
+    }
+}
+
+fn parse_date(clock: Clock, text: &str) -> Result<Date, ValueError> {
+    match clock {
+        Clock::Compact => Ok(Date::parse_compact(text)?),
+        Clock::Iso if text.len() == 10 => Ok(Date::parse(text)?),
+        Clock::Iso => Err(TimeError {
+            expected: "yyyy-MM-dd",
+        }
+        .into()),
+    }
+}
+
+fn parse_date_time(clock: Clock, text: &str, millis: bool) -> Result<DateTime, ValueError> {
+    let b = text.as_bytes();
+    match (clock, millis) {
+        (Clock::Compact, false) if b.len() == 14 => Ok(DateTime::parse_compact(text)?),
+        (Clock::Compact, false) => Err(TimeError {
+            expected: "yyyyMMddHHmmss",
+        }
+        .into()),
+        (Clock::Compact, true) if b.len() == 17 => Ok(DateTime::parse_compact(text)?),
+        (Clock::Compact, true) => Err(TimeError {
+            expected: "yyyyMMddHHmmssSSS",
+        }
+        .into()),
+        (Clock::Iso, _) => {
+            let expected = if millis {
+                "yyyy-MM-ddTHH:mm:ss.SSS"
+            } else {
+                "yyyy-MM-ddTHH:mm:ss"
+            };
+            let shape_ok = b.len() == if millis { 23 } else { 19 }
+                && b[4] == b'-'
+                && b[7] == b'-'
+                && b[10] == b'T'
+                && b[13] == b':'
+                && b[16] == b':'
+                && (!millis || b[19] == b'.');
+            if !shape_ok {
+                return Err(TimeError { expected }.into());
+            }
+            // The compact form of the same digits, checked by the contracts' parser.
+            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+            if digits.len() != if millis { 17 } else { 14 } {
+                return Err(TimeError { expected }.into());
+            }
+            DateTime::parse_compact(&digits).map_err(|_| TimeError { expected }.into())
+        }
+    }
+}
+
+/// Appends a scalar's wire text.
+fn write_scalar<S: XmlDialect>(kind: Kind, value: Scalar<'_>, out: &mut String) {
+    match value {
+        Scalar::Money(m) => {
+            let _ = match S::MONEY {
+                MoneyUnit::Yuan => write!(out, "{m}"),
+                MoneyUnit::Fen => write!(out, "{}", m.fen()),
+            };
+        }
+        Scalar::Date(d) => match S::CLOCK {
+            Clock::Compact => out.push_str(&d.to_compact()),
+            Clock::Iso => {
+                let _ = write!(out, "{d}");
+            }
+        },
+        Scalar::DateTime(t) => match (S::CLOCK, kind == Kind::Stamp) {
+            (Clock::Compact, false) => out.push_str(&t.to_compact()),
+            (Clock::Compact, true) => out.push_str(&t.to_compact_millis()),
+            (Clock::Iso, stamp) => {
+                let start = out.len();
+                let _ = write!(out, "{t}");
+                out.replace_range(start + 10..start + 11, "T");
+                if stamp {
+                    let _ = write!(out, ".{:03}", t.millis());
+                }
+            }
+        },
+        Scalar::Text(code) => match kind {
+            Kind::Code(set) => match S::codes(set) {
+                Some(table) => match table.to_wire(code) {
+                    Some(wire) => out.push_str(wire),
+                    None => {
+                        out.push_str(CODE_ESCAPE);
+                        out.push_str(code);
+                    }
+                },
+                None => out.push_str(code),
+            },
+            _ => out.push_str(code),
+        },
+        other => other.write_national(kind, out),
+    }
+}
+
+/// Writes XML text with the escapes that make it read back exactly.
+pub struct Writer {
+    out: String,
+    /// Also write Private Use Area characters as character references (for
+    /// GB18030, whose 2005 and 2022 editions map some of them differently).
+    escape_pua: bool,
+}
+
+impl Writer {
+    /// An empty writer.
+    pub fn new(capacity: usize, escape_pua: bool) -> Writer {
+        Writer {
+            out: String::with_capacity(capacity),
+            escape_pua,
+        }
+    }
+
+    /// The text written.
+    pub fn into_string(self) -> String {
+        self.out
+    }
+
+    /// Appends markup as it is.
+    pub fn raw(&mut self, markup: &str) {
+        self.out.push_str(markup);
+    }
+
+    /// Appends character data: `&`, `<`, `>` and `\r` escaped (a literal `\r`
+    /// would be read as a line feed).
+    pub fn text(&mut self, text: &str) {
+        self.escaped(text, false);
+    }
+
+    /// Appends an attribute value for double quotes: also `"`, `\t` and `\n`
+    /// escaped, which attribute-value normalisation would turn into spaces.
+    pub fn attribute_value(&mut self, text: &str) {
+        self.escaped(text, true);
+    }
+
+    fn escaped(&mut self, text: &str, attribute: bool) {
+        let bytes = text.as_bytes();
+        let mut run = 0;
+        let mut index = 0;
+        while index < bytes.len() {
+            let b = bytes[index];
+            let escape: Option<&str> = match b {
+                b'&' => Some("&amp;"),
+                b'<' => Some("&lt;"),
+                b'>' => Some("&gt;"),
+                b'\r' => Some("&#xD;"),
+                b'"' if attribute => Some("&quot;"),
+                b'\n' if attribute => Some("&#xA;"),
+                b'\t' if attribute => Some("&#x9;"),
+                0xEE | 0xEF if self.escape_pua => None,
+                _ => {
+                    index += 1;
+                    continue;
+                }
+            };
+            match escape {
+                Some(escape) => {
+                    self.out.push_str(&text[run..index]);
+                    self.out.push_str(escape);
+                    index += 1;
+                    run = index;
+                }
+                None => {
+                    // A three-byte character from U+E000; escape it if it is in the Private Use Area.
+                    let c = text[index..].chars().next().unwrap_or('\u{0}');
+                    let width = c.len_utf8().max(1);
+                    if ('\u{E000}'..='\u{F8FF}').contains(&c) {
+                        self.out.push_str(&text[run..index]);
+                        let _ = write!(self.out, "&#x{:X};", u32::from(c));
+                        run = index + width;
+                    }
+                    index += width;
+                }
+            }
+        }
+        self.out.push_str(&text[run..]);
+    }
+}
+
+/// Writes records in a dialect.
+struct Encoder<S: XmlDialect> {
+    w: Writer,
+    scratch: String,
+    /// A line of scalar elements is open (ended before the next other element).
+    line: bool,
+    dialect: PhantomData<S>,
+}
+
+/// What a frame adds to one record element when writing.
+#[derive(Default)]
+struct Extra<'r> {
+    /// The transaction number, first.
+    infno: Option<&'static str>,
+    /// The body element, last.
+    body: Option<(&'static str, &'r dyn Record)>,
+}
+
+impl<S: XmlDialect> Encoder<S> {
+    fn new(capacity: usize) -> Self {
+        let mut w = Writer::new(capacity, S::CHARSET == Charset::Gb18030);
+        w.raw("<?xml version=\"1.0\" encoding=\"");
+        w.raw(S::CHARSET.label());
+        w.raw("\"?>\n");
+        Encoder {
+            w,
+            scratch: String::with_capacity(32),
+            line: false,
+            dialect: PhantomData,
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        S::CHARSET.encode(self.w.into_string())
+    }
+
+    fn name(&mut self, name: WireName) {
+        self.w.raw(name.prefix);
+        self.w.raw(name.name);
+    }
+
+    /// Closes the start tag on the first child.
+    fn open(&mut self, opened: &mut bool) {
+        if !std::mem::replace(opened, true) {
+            self.w.raw(">\n");
+        }
+    }
+
+    /// A scalar as an element. Scalars of one record share a line: each line
+    /// break between elements would be one more event for every reader.
+    fn simple_element(&mut self, name: WireName, text: &str) {
+        self.w.raw("<");
+        self.name(name);
+        self.w.raw(">");
+        self.w.text(text);
+        self.w.raw("</");
+        self.name(name);
+        self.w.raw(">");
+        self.line = true;
+    }
+
+    /// Ends an open line of scalar elements.
+    fn end_line(&mut self) {
+        if std::mem::take(&mut self.line) {
+            self.w.raw("\n");
+        }
+    }
+
+    /// Writes `record` as the element `name`.
+    fn record(&mut self, name: WireName, record: &dyn Record, extra: Extra<'_>) {
+        let schema = record.schema();
+        let names = S::name_cache().names::<S>(schema);
+        self.end_line();
+        self.w.raw("<");
+        self.name(name);
+        let mut opened = false;
+        if S::PLACEMENT == Placement::Attributes {
+            if let Some(infno) = extra.infno {
+                self.w.raw(" ");
+                self.w.raw(S::FRAME.infno);
+                self.w.raw("=\"");
+                self.w.attribute_value(infno);
+                self.w.raw("\"");
+            }
+            for (index, def) in schema.fields.iter().enumerate() {
+                if let (FieldRef::Scalar(Some(value)), Shape::Scalar(kind)) =
+                    (record.field(index), def.shape)
+                {
+                    self.w.raw(" ");
+                    self.name(names[index]);
+                    self.w.raw("=\"");
+                    self.scratch.clear();
+                    write_scalar::<S>(kind, value, &mut self.scratch);
+                    self.w.attribute_value(&self.scratch);
+                    self.w.raw("\"");
+                }
+            }
+        } else if let Some(infno) = extra.infno {
+            self.open(&mut opened);
+            self.simple_element(WireName::plain(S::FRAME.infno), infno);
+        }
+        for (index, def) in schema.fields.iter().enumerate() {
+            match (record.field(index), def.shape) {
+                (FieldRef::Scalar(Some(value)), Shape::Scalar(kind))
+                    if S::PLACEMENT == Placement::Elements =>
+                {
+                    self.open(&mut opened);
+                    self.scratch.clear();
+                    write_scalar::<S>(kind, value, &mut self.scratch);
+                    let text = std::mem::take(&mut self.scratch);
+                    self.simple_element(names[index], &text);
+                    self.scratch = text;
+                }
+                (FieldRef::Record(Some(child)), _) => {
+                    self.open(&mut opened);
+                    self.record(names[index], child, Extra::default());
+                }
+                (FieldRef::List(list), _) if !list.is_empty() => {
+                    self.open(&mut opened);
+                    let name = names[index];
+                    match S::FRAME.list_item {
+                        Some(item) => {
+                            self.end_line();
+                            self.w.raw("<");
+                            self.name(name);
+                            self.w.raw(">\n");
+                            for i in 0..list.len() {
+                                if let Some(child) = list.get(i) {
+                                    self.record(WireName::plain(item), child, Extra::default());
+                                }
+                            }
+                            self.end_line();
+                            self.w.raw("</");
+                            self.name(name);
+                            self.w.raw(">\n");
+                        }
+                        None => {
+                            for i in 0..list.len() {
+                                if let Some(child) = list.get(i) {
+                                    self.record(name, child, Extra::default());
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (key, raw) in &record.extras().0 {
+            self.open(&mut opened);
+            self.end_line();
+            self.w.raw("<");
+            self.w.raw(EXT);
+            self.w.raw(" ");
+            self.w.raw(EXT_KEY);
+            self.w.raw("=\"");
+            self.w.attribute_value(key);
+            self.w.raw("\">");
+            self.w.text(raw);
+            self.w.raw("</");
+            self.w.raw(EXT);
+            self.w.raw(">\n");
+        }
+        if let Some((body_name, body)) = extra.body {
+            self.open(&mut opened);
+            self.record(WireName::plain(body_name), body, Extra::default());
+        }
+        if opened {
+            self.end_line();
+            self.w.raw("</");
+            self.name(name);
+            self.w.raw(">\n");
+        } else {
+            self.w.raw("/>\n");
+        }
+    }
+}
+
+/// Decodes a request in dialect `S`.
+pub fn decode_request<S: XmlDialect>(bytes: &[u8], limits: &Limits) -> Result<Request, Refusal> {
+    limits.check_size(bytes)?;
+    let text = S::CHARSET.decode(bytes)?;
+    let mut d = Decoder::<S>::new(&text, limits);
+    let (root, empty) = d.root()?;
+    if root.name().into_inner() != S::FRAME.request_root {
+        return Err(Refusal::new(
+            ErrorCode::Malformed,
+            format!(
+                "a {} request's root element is <{}>",
+                S::NAME,
+                S::FRAME.request_root
+            ),
+        ));
+    }
+    let mut envelope = RequestEnvelope::default();
+    let mut hook = RequestHook {
+        infno: None,
+        infno_seen: false,
+        body: None,
+    };
+    match S::FRAME.header {
+        None => d.record(&mut envelope, &root, empty, &mut hook, REQUEST_RESERVED)?,
+        Some(header) => d.framed(
+            &root,
+            empty,
+            header,
+            &mut envelope,
+            &mut hook,
+            REQUEST_RESERVED,
+        )?,
+    }
+    d.epilog()?;
+    let infno = hook
+        .infno
+        .ok_or_else(|| Refusal::new(ErrorCode::MissingField, "infno"))?;
+    let input = hook.body.unwrap_or_else(|| RequestBody::empty(infno));
+    Ok(Request { envelope, input })
+}
+
+/// Decodes an answer in dialect `S` to a request of transaction `infno`.
+pub fn decode_answer<S: XmlDialect>(
+    infno: Infno,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<Answer, Refusal> {
+    limits.check_size(bytes)?;
+    let text = S::CHARSET.decode(bytes)?;
+    let mut d = Decoder::<S>::new(&text, limits);
+    let (root, empty) = d.root()?;
+    if root.name().into_inner() != S::FRAME.answer_root {
+        return Err(Refusal::new(
+            ErrorCode::Malformed,
+            format!(
+                "a {} answer's root element is <{}>",
+                S::NAME,
+                S::FRAME.answer_root
+            ),
+        ));
+    }
+    let mut envelope = AnswerEnvelope::default();
+    let mut hook = AnswerHook {
+        infno,
+        output: None,
+    };
+    match S::FRAME.header {
+        None => d.record(&mut envelope, &root, empty, &mut hook, ANSWER_RESERVED)?,
+        Some(header) => d.framed(
+            &root,
+            empty,
+            header,
+            &mut envelope,
+            &mut hook,
+            ANSWER_RESERVED,
+        )?,
+    }
+    d.epilog()?;
+    if envelope.infcode.is_none() {
+        return Err(Refusal::new(ErrorCode::MissingField, "infcode"));
+    }
+    Ok(Answer {
+        envelope,
+        output: hook.output,
+    })
+}
+
+impl<'a, S: XmlDialect> Decoder<'a, '_, S> {
+    /// A root holding a header element (the envelope) and the body.
+    fn framed(
+        &mut self,
+        root: &BytesStart<'a>,
+        empty: bool,
+        header: &'static str,
+        envelope: &mut dyn Record,
+        hook: &mut dyn Hook<'a, S>,
+        reserved: &[&str],
+    ) -> Result<(), Refusal> {
+        for (key, _) in self.attributes(root)? {
+            if !is_namespace_attribute(key) {
+                return Err(self.malformed("attributes on the root element"));
+            }
+        }
+        if empty {
+            return Ok(());
+        }
+        let mut header_seen = false;
+        loop {
+            match self.node()? {
+                Node::End(end) => return self.closes(&end, root.name().into_inner()),
+                Node::Text(text) if is_xml_space(&text) => {}
+                Node::Text(_) => return Err(self.malformed("text where elements are expected")),
+                Node::Start(child, child_empty) => {
+                    let name = child.name().into_inner();
+                    if name == header {
+                        if std::mem::replace(&mut header_seen, true) {
+                            return Err(Refusal::new(
+                                ErrorCode::DuplicateField,
+                                format!("{header}: given twice"),
+                            ));
+                        }
+                        self.record(envelope, &child, child_empty, hook, reserved)?;
+                    } else if !hook.child(self, name, &child, child_empty, true)? {
+                        return Err(self.malformed(format_args!(
+                            "unexpected element under the root (expected <{header}> and its body)"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Encodes a request in dialect `S`.
+pub fn encode_request<S: XmlDialect>(request: &Request) -> Vec<u8> {
+    let mut e = Encoder::<S>::new(1024);
+    let root = WireName::plain(S::FRAME.request_root);
+    let infno = request.infno().code();
+    let body = (S::FRAME.input, request.input.record());
+    match S::FRAME.header {
+        None => e.record(
+            root,
+            &request.envelope,
+            Extra {
+                infno: Some(infno),
+                body: Some(body),
+            },
+        ),
+        Some(header) => {
+            e.w.raw("<");
+            e.name(root);
+            e.w.raw(">\n");
+            e.record(
+                WireName::plain(header),
+                &request.envelope,
+                Extra {
+                    infno: Some(infno),
+                    body: None,
+                },
+            );
+            e.record(WireName::plain(body.0), body.1, Extra::default());
+            e.w.raw("</");
+            e.name(root);
+            e.w.raw(">\n");
+        }
+    }
+    e.finish()
+}
+
+/// Encodes an answer in dialect `S`. An absent output is left out.
+pub fn encode_answer<S: XmlDialect>(answer: &Answer) -> Vec<u8> {
+    let mut e = Encoder::<S>::new(1024);
+    let root = WireName::plain(S::FRAME.answer_root);
+    let body = answer
+        .output
+        .as_ref()
+        .map(|b| (S::FRAME.output, b.record()));
+    match S::FRAME.header {
+        None => e.record(root, &answer.envelope, Extra { infno: None, body }),
+        Some(header) => {
+            e.w.raw("<");
+            e.name(root);
+            e.w.raw(">\n");
+            e.record(WireName::plain(header), &answer.envelope, Extra::default());
+            if let Some((name, body)) = body {
+                e.record(WireName::plain(name), body, Extra::default());
+            }
+            e.w.raw("</");
+            e.name(root);
+            e.w.raw(">\n");
+        }
+    }
+    e.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_values_follow_xml_normalisation() {
+        assert_eq!(
+            attribute_value("a\tb\r\nc\nd").ok().as_deref(),
+            Some("a b c d")
+        );
+        assert_eq!(
+            attribute_value("&#x9;&#xA;&#xD;&amp;&lt;&quot;")
+                .ok()
+                .as_deref(),
+            Some("\t\n\r&<\"")
+        );
+        assert_eq!(
+            attribute_value("&lol;").map_err(|r| r.code),
+            Err(ErrorCode::ForbiddenConstruct)
+        );
+        assert_eq!(
+            attribute_value("a<b").map_err(|r| r.code),
+            Err(ErrorCode::Malformed)
+        );
+        assert_eq!(
+            attribute_value("&#0;").map_err(|r| r.code),
+            Err(ErrorCode::Malformed)
+        );
+    }
+
+    #[test]
+    fn writer_escapes_what_reading_would_change() {
+        let mut w = Writer::new(16, true);
+        w.text("a&<>\r\n\t\"\u{E78D}中");
+        w.attribute_value("|\t\n\"");
+        assert_eq!(
+            w.into_string(),
+            "a&amp;&lt;&gt;&#xD;\n\t\"&#xE78D;中|&#x9;&#xA;&quot;"
+        );
+    }
+}

@@ -1,0 +1,444 @@
+//! Checks on write (what the caller hands in) and on read (what a row holds).
+
+use crate::sql::{Kind, COLUMNS};
+use crate::{Entry, Finish, Key, LedgerError, Money, NewEntry, State};
+
+/// The longest id, code or digest stored, in bytes.
+pub(crate) const MAX_TEXT: usize = 128;
+/// The longest rule name in `anomalies`.
+pub(crate) const MAX_RULE: usize = 64;
+/// The largest reply kept for replay, in bytes.
+pub(crate) const MAX_REPLY: usize = 8 * 1024 * 1024;
+
+fn invalid(message: String) -> LedgerError {
+    LedgerError::Invalid(message)
+}
+
+/// Plain text: at most [`MAX_TEXT`] bytes, no control characters; `required` refuses empty.
+fn text(field: &str, value: &str, required: bool) -> Result<(), LedgerError> {
+    if required && value.is_empty() {
+        return Err(invalid(format!("{field} is empty")));
+    }
+    if value.len() > MAX_TEXT {
+        return Err(invalid(format!("{field} is longer than {MAX_TEXT} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(format!("{field} holds a control character")));
+    }
+    Ok(())
+}
+
+fn optional_text(field: &str, value: Option<&str>) -> Result<(), LedgerError> {
+    match value {
+        Some(value) => text(field, value, true),
+        None => Ok(()),
+    }
+}
+
+fn is_infno(value: &str) -> bool {
+    value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Checks what `begin` writes.
+pub(crate) fn new_entry(entry: &NewEntry) -> Result<(), LedgerError> {
+    text("caller", &entry.key.caller, true)?;
+    text("msgid", &entry.key.msgid, true)?;
+    if !is_infno(&entry.infno) {
+        return Err(invalid("infno is not 4 digits".into()));
+    }
+    text("institution", &entry.institution, true)?;
+    text("insured", &entry.insured, false)?;
+    text("treatment", &entry.treatment, false)?;
+    text("region", &entry.region, true)?;
+    text("digest", &entry.digest, true)?;
+    if !entry.digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid("digest is not hex".into()));
+    }
+    optional_text("original_msgid", entry.original_msgid.as_deref())?;
+    optional_text("cancels_setl_id", entry.cancels_setl_id.as_deref())?;
+    Ok(())
+}
+
+/// A [`Finish`] checked and turned into column values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FinishRow {
+    pub state: State,
+    pub setl_id: Option<String>,
+    pub mdtrt_id: Option<String>,
+    pub insutype: Option<String>,
+    pub med_type: Option<String>,
+    pub clr_type: Option<String>,
+    pub setl_time_ms: Option<i64>,
+    pub medfee_sumamt: Option<i64>,
+    pub fund_pay_sumamt: Option<i64>,
+    pub acct_pay: Option<i64>,
+    pub psn_cash_pay: Option<i64>,
+    pub error_code: Option<i64>,
+    pub anomalies: String,
+    pub reply_status: i64,
+    pub reply_media_type: String,
+    pub reply_hex: String,
+    pub finished_at_ms: i64,
+}
+
+fn fen(field: &str, amount: Option<Money>) -> Result<Option<i64>, LedgerError> {
+    match amount {
+        None => Ok(None),
+        Some(money) => Money::from_fen(money.fen())
+            .map(|m| Some(m.fen()))
+            .ok_or_else(|| invalid(format!("{field} is beyond the money range"))),
+    }
+}
+
+fn rule_name(name: &str) -> Result<(), LedgerError> {
+    if name.is_empty()
+        || name.len() > MAX_RULE
+        || name
+            .chars()
+            .any(|c| c == ',' || c.is_control() || c.is_whitespace())
+    {
+        return Err(invalid(format!(
+            "anomaly rule name must be 1 to {MAX_RULE} bytes without commas, spaces or control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks what `finish` writes.
+pub(crate) fn finish(finish: Finish) -> Result<FinishRow, LedgerError> {
+    if !finish.state.is_finish() {
+        return Err(LedgerError::Conflict(format!(
+            "finish to {}: only done, refused or unknown",
+            finish.state
+        )));
+    }
+    optional_text("setl_id", finish.setl_id.as_deref())?;
+    optional_text("mdtrt_id", finish.mdtrt_id.as_deref())?;
+    optional_text("insutype", finish.insutype.as_deref())?;
+    optional_text("med_type", finish.med_type.as_deref())?;
+    optional_text("clr_type", finish.clr_type.as_deref())?;
+    for name in &finish.anomalies {
+        rule_name(name)?;
+    }
+    text("reply_media_type", &finish.reply_media_type, false)?;
+    if finish.reply.len() > MAX_REPLY {
+        return Err(invalid(format!("reply is larger than {MAX_REPLY} bytes")));
+    }
+    Ok(FinishRow {
+        state: finish.state,
+        medfee_sumamt: fen("medfee_sumamt", finish.medfee_sumamt)?,
+        fund_pay_sumamt: fen("fund_pay_sumamt", finish.fund_pay_sumamt)?,
+        acct_pay: fen("acct_pay", finish.acct_pay)?,
+        psn_cash_pay: fen("psn_cash_pay", finish.psn_cash_pay)?,
+        setl_id: finish.setl_id,
+        mdtrt_id: finish.mdtrt_id,
+        insutype: finish.insutype,
+        med_type: finish.med_type,
+        clr_type: finish.clr_type,
+        setl_time_ms: finish.setl_time_ms,
+        error_code: finish.error_code.map(i64::from),
+        anomalies: finish.anomalies.join(","),
+        reply_status: i64::from(finish.reply_status),
+        reply_media_type: finish.reply_media_type,
+        reply_hex: to_hex(&finish.reply),
+        finished_at_ms: finish.finished_at_ms,
+    })
+}
+
+/// Checks the target of `resolve`.
+pub(crate) fn resolution(state: State) -> Result<(), LedgerError> {
+    if state.is_resolution() {
+        Ok(())
+    } else {
+        Err(LedgerError::Conflict(format!(
+            "resolve to {state}: only reversed or confirmed"
+        )))
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Bytes from hex text; `None` when it is not hex.
+pub(crate) fn from_hex(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    bytes
+        .chunks_exact(2)
+        .map(|pair| Some(hex_digit(pair[0])? << 4 | hex_digit(pair[1])?))
+        .collect()
+}
+
+/// One column value as read from either backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Raw {
+    Text(Option<String>),
+    Int(Option<i64>),
+    /// A value of the wrong type, or text that is not UTF-8.
+    Wrong,
+}
+
+/// Reads a row's values in [`COLUMNS`] order, naming the column in errors.
+struct Cursor {
+    values: std::vec::IntoIter<Raw>,
+    at: usize,
+    key: String,
+}
+
+impl Cursor {
+    fn corrupt(&self, column: &str, what: &str) -> LedgerError {
+        LedgerError::Corrupt(format!("entry {}: column {column} {what}", self.key))
+    }
+
+    fn next(&mut self) -> Result<(&'static str, Kind, Raw), LedgerError> {
+        let (name, kind) = COLUMNS
+            .get(self.at)
+            .copied()
+            .ok_or_else(|| LedgerError::Corrupt("row has more columns than expected".into()))?;
+        self.at += 1;
+        let value = self
+            .values
+            .next()
+            .ok_or_else(|| LedgerError::Corrupt("row has fewer columns than expected".into()))?;
+        Ok((name, kind, value))
+    }
+
+    fn text(&mut self) -> Result<(&'static str, Option<String>), LedgerError> {
+        match self.next()? {
+            (name, Kind::Text, Raw::Text(value)) => Ok((name, value)),
+            (name, _, _) => Err(self.corrupt(name, "is not UTF-8 text")),
+        }
+    }
+
+    fn int(&mut self) -> Result<(&'static str, Option<i64>), LedgerError> {
+        match self.next()? {
+            (name, Kind::Int, Raw::Int(value)) => Ok((name, value)),
+            (name, _, _) => Err(self.corrupt(name, "is not an integer")),
+        }
+    }
+
+    fn required_text(&mut self) -> Result<String, LedgerError> {
+        match self.text()? {
+            (_, Some(value)) => Ok(value),
+            (name, None) => Err(self.corrupt(name, "is null")),
+        }
+    }
+
+    fn optional_text(&mut self) -> Result<Option<String>, LedgerError> {
+        Ok(self.text()?.1)
+    }
+
+    fn required_int(&mut self) -> Result<i64, LedgerError> {
+        match self.int()? {
+            (_, Some(value)) => Ok(value),
+            (name, None) => Err(self.corrupt(name, "is null")),
+        }
+    }
+
+    fn optional_int(&mut self) -> Result<Option<i64>, LedgerError> {
+        Ok(self.int()?.1)
+    }
+
+    fn money(&mut self) -> Result<Option<Money>, LedgerError> {
+        match self.int()? {
+            (_, None) => Ok(None),
+            (name, Some(fen)) => Money::from_fen(fen)
+                .map(Some)
+                .ok_or_else(|| self.corrupt(name, "is beyond the money range")),
+        }
+    }
+
+    fn optional_u16(&mut self) -> Result<Option<u16>, LedgerError> {
+        match self.int()? {
+            (_, None) => Ok(None),
+            (name, Some(value)) => u16::try_from(value)
+                .map(Some)
+                .map_err(|_| self.corrupt(name, "is out of range")),
+        }
+    }
+}
+
+/// Turns a row read in [`COLUMNS`] order into an [`Entry`], checking every
+/// field and the consistency of state and fields.
+pub(crate) fn entry(values: Vec<Raw>) -> Result<Entry, LedgerError> {
+    if values.len() != COLUMNS.len() {
+        return Err(LedgerError::Corrupt(format!(
+            "row has {} columns, expected {}",
+            values.len(),
+            COLUMNS.len()
+        )));
+    }
+    let mut row = Cursor {
+        values: values.into_iter(),
+        at: 0,
+        key: String::from("?"),
+    };
+    let caller = row.required_text()?;
+    let msgid = row.required_text()?;
+    let key = Key { caller, msgid };
+    row.key = key.to_string();
+    let infno = row.required_text()?;
+    if !is_infno(&infno) {
+        return Err(row.corrupt("infno", "is not 4 digits"));
+    }
+    let institution = row.required_text()?;
+    let insured = row.required_text()?;
+    let treatment = row.required_text()?;
+    let region = row.required_text()?;
+    let digest = row.required_text()?;
+    let original_msgid = row.optional_text()?;
+    let cancels_setl_id = row.optional_text()?;
+    let received_at_ms = row.required_int()?;
+    let state_text = row.required_text()?;
+    let state = State::parse(&state_text).ok_or_else(|| row.corrupt("state", "is not a state"))?;
+    let setl_id = row.optional_text()?;
+    let mdtrt_id = row.optional_text()?;
+    let insutype = row.optional_text()?;
+    let med_type = row.optional_text()?;
+    let clr_type = row.optional_text()?;
+    let setl_time_ms = row.optional_int()?;
+    let medfee_sumamt = row.money()?;
+    let fund_pay_sumamt = row.money()?;
+    let acct_pay = row.money()?;
+    let psn_cash_pay = row.money()?;
+    let error_code = row.optional_u16()?;
+    let anomalies_text = row.optional_text()?;
+    let reply_status = row.optional_u16()?;
+    let reply_media_type = row.optional_text()?;
+    let reply_hex = row.optional_text()?;
+    let finished_at_ms = row.optional_int()?;
+    let resolved_at_ms = row.optional_int()?;
+    let attempts_raw = row.required_int()?;
+    let attempts =
+        u32::try_from(attempts_raw).map_err(|_| row.corrupt("attempts", "is out of range"))?;
+
+    let reply = match reply_hex {
+        None => None,
+        Some(hex) => Some(from_hex(&hex).ok_or_else(|| row.corrupt("reply_hex", "is not hex"))?),
+    };
+    let anomalies: Vec<String> = match anomalies_text.as_deref() {
+        None | Some("") => Vec::new(),
+        Some(list) => list.split(',').map(str::to_owned).collect(),
+    };
+
+    let finished = [
+        reply_status.is_some(),
+        reply_media_type.is_some(),
+        reply.is_some(),
+        finished_at_ms.is_some(),
+        anomalies_text.is_some(),
+    ];
+    let has_finish = finished.iter().all(|&set| set);
+    if !has_finish && finished.iter().any(|&set| set) {
+        return Err(row.corrupt("reply_*", "are partly set"));
+    }
+    if state.is_finish() && !has_finish {
+        return Err(row.corrupt("state", "is finished but the reply is missing"));
+    }
+    if state == State::Pending && has_finish {
+        return Err(row.corrupt("state", "is pending but a reply is stored"));
+    }
+    if state.is_resolution() != resolved_at_ms.is_some() {
+        return Err(row.corrupt("resolved_at_ms", "does not match the state"));
+    }
+
+    Ok(Entry {
+        key,
+        infno,
+        institution,
+        insured,
+        treatment,
+        region,
+        digest,
+        original_msgid,
+        cancels_setl_id,
+        received_at_ms,
+        state,
+        setl_id,
+        mdtrt_id,
+        insutype,
+        med_type,
+        clr_type,
+        setl_time_ms,
+        medfee_sumamt,
+        fund_pay_sumamt,
+        acct_pay,
+        psn_cash_pay,
+        error_code,
+        anomalies,
+        reply_status,
+        reply_media_type,
+        reply,
+        finished_at_ms,
+        resolved_at_ms,
+        attempts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let hex = to_hex(&bytes);
+        assert_eq!(from_hex(&hex).unwrap(), bytes);
+        assert_eq!(from_hex("0"), None);
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex("").unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn columns_and_decoder_agree() {
+        // A pending row of the right shape decodes.
+        let values: Vec<Raw> = COLUMNS
+            .iter()
+            .map(|(name, kind)| match (*name, kind) {
+                ("infno", _) => Raw::Text(Some("2207".into())),
+                ("state", _) => Raw::Text(Some("pending".into())),
+                ("received_at_ms" | "attempts", _) => Raw::Int(Some(0)),
+                ("original_msgid" | "cancels_setl_id", _) => Raw::Text(None),
+                (_, Kind::Text) if !name.starts_with("reply") => Raw::Text(
+                    [
+                        "caller",
+                        "msgid",
+                        "institution",
+                        "insured",
+                        "treatment",
+                        "region",
+                        "digest",
+                    ]
+                    .contains(name)
+                    .then(|| "x".to_string()),
+                ),
+                (_, Kind::Text) => Raw::Text(None),
+                (_, Kind::Int) => Raw::Int(None),
+            })
+            .collect();
+        let entry = entry(values).unwrap();
+        assert_eq!(entry.state, State::Pending);
+        assert_eq!(entry.attempts, 0);
+    }
+}

@@ -1,0 +1,515 @@
+//! The gateway's durable settlement journal.
+//!
+//! Every settlement-effect call (settle, cancel, reverse, …) is written here
+//! *before* it is forwarded to a regional platform and again *before* its
+//! answer goes back to the hospital. One row per idempotency [`Key`]
+//! (the caller institution's code and the sender's `msgid`): the primary key
+//! decides, so an entry is never lost and never duplicated, and a repeated
+//! request is answered from the journal instead of being settled twice.
+//!
+//! # States
+//!
+//! ```text
+//!            begin               finish
+//!  (absent) ───────▶ pending ───────────────▶ done │ refused │ unknown
+//!                       │                      │                 │
+//!                       │ resolve              │ resolve         │ resolve
+//!                       │ (after a crash)      │ (reversed only) │
+//!                       ▼                      ▼                 ▼
+//!              reversed │ confirmed         reversed    reversed │ confirmed
+//! ```
+//!
+//! * [`State::Pending`]: journalled, forwarded or about to be; no answer yet.
+//! * [`State::Done`] / [`State::Refused`]: the platform answered, success or
+//!   refusal; the bytes answered to the hospital are kept for replay.
+//! * [`State::Unknown`]: the upstream call timed out or broke; the hospital got
+//!   an answer saying so. The gateway resolves it itself by reversal (never by
+//!   re-sending the settlement), also after a crash: [`Ledger::unresolved`]
+//!   lists every pending or unknown entry.
+//! * [`State::Reversed`] / [`State::Confirmed`]: resolution of an unknown (or a
+//!   pending one found after a crash). A done settlement may also become
+//!   reversed when the hospital reverses it itself. Resolving to the state an
+//!   entry already has is a harmless no-op, so resolution is safe to repeat.
+//!
+//! Every other transition is refused with [`LedgerError::Conflict`]; a finished
+//! entry is never overwritten (repeating the very same `finish` — same state,
+//! time and reply — is accepted as a no-op, so a write whose acknowledgement
+//! was lost can be retried).
+//!
+//! # Durability and group commit
+//!
+//! A call that returned `Ok` is on disk. Both backends use the same pattern:
+//! one *writer* owns the only write connection and is fed by a bounded queue.
+//! It takes whatever is queued (up to [`MAX_BATCH`] commands), runs them all in
+//! one transaction, commits once — one fsync shared by every caller in the
+//! batch — and only then answers each caller through a oneshot channel. When
+//! the writer is idle a lone call is committed at once (no artificial delay);
+//! under load batches grow by themselves while the previous fsync runs.
+//!
+//! * **SQLite** (`sqlite://PATH`, the embedded default): a dedicated OS thread
+//!   with one `rusqlite` connection, WAL journal, `synchronous=FULL`,
+//!   `BEGIN IMMEDIATE` per batch. Reads use a small pool of separate
+//!   connections on the blocking pool, so they never wait behind a batch (WAL
+//!   readers do not block the writer, nor the writer them).
+//! * **PostgreSQL** (`postgres://…`, for several replicas sharing one ledger):
+//!   a writer task owning one `tokio-postgres` client; the statements of a
+//!   batch are pipelined inside one transaction, in key order (so two replicas'
+//!   batches cannot deadlock); `synchronous_commit` is left on (forced on if
+//!   the server has it off). Reads use a second client. A lost connection is
+//!   noticed and re-established on the next call.
+//!
+//! Waits are bounded: a full disk, a read-only file or an unreachable or hung
+//! server gives [`LedgerError::Unavailable`] within seconds (2 s per
+//! PostgreSQL connect or batch, [`CALL_TIMEOUT`] overall), never a hang or a
+//! panic. `Unavailable` means the outcome is unknown to the caller: the write
+//! may or may not have happened (a `begin` that did happen shows up as a
+//! pending entry in [`Ledger::unresolved`]; a `finish` that did happen may be
+//! repeated identically).
+//!
+//! # Checks
+//!
+//! Data is checked when written (field lengths, no control characters, a
+//! 4-digit `infno`, a hex digest, amounts within the [`Money`] range, legal
+//! transitions) and again when read: a row that does not parse back into an
+//! [`Entry`] is [`LedgerError::Corrupt`], never a panic.
+//!
+//! # Schema
+//!
+//! One migration list for both backends (`src/migrations/*.sql`, plain TEXT
+//! and BIGINT columns), applied in order at [`Ledger::open`] and recorded in
+//! `schema_migrations`; opening is idempotent, and on PostgreSQL concurrent
+//! opens are serialised by an advisory lock. The ledger holds no personal data:
+//! ids, codes, amounts, a digest of the request and the (already stripped)
+//! bytes answered.
+
+#![warn(missing_docs)]
+
+mod check;
+mod ops;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use contracts::money::Money;
+
+/// The most commands one batch (one transaction, one commit) carries.
+pub const MAX_BATCH: usize = 512;
+
+/// The longest a write call waits for its batch to be committed before it
+/// gives up with [`LedgerError::Unavailable`].
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The state of a journal entry. See the crate documentation for the diagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    /// Journalled before forwarding; no answer yet.
+    Pending,
+    /// The platform answered with success.
+    Done,
+    /// The platform (or the gateway) refused the call.
+    Refused,
+    /// The outcome upstream is not known (timeout, broken connection).
+    Unknown,
+    /// Resolved: undone upstream by a reversal.
+    Reversed,
+    /// Resolved: known to have taken effect upstream.
+    Confirmed,
+}
+
+impl State {
+    /// Every state, in the order of the lifecycle.
+    pub const ALL: [State; 6] = [
+        State::Pending,
+        State::Done,
+        State::Refused,
+        State::Unknown,
+        State::Reversed,
+        State::Confirmed,
+    ];
+
+    /// The state as stored: `pending`, `done`, `refused`, `unknown`, `reversed`, `confirmed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Done => "done",
+            State::Refused => "refused",
+            State::Unknown => "unknown",
+            State::Reversed => "reversed",
+            State::Confirmed => "confirmed",
+        }
+    }
+
+    /// Parses the stored text; `None` for anything else.
+    pub fn parse(text: &str) -> Option<State> {
+        State::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+
+    /// `true` for the states `finish` may write: done, refused, unknown.
+    pub fn is_finish(self) -> bool {
+        matches!(self, State::Done | State::Refused | State::Unknown)
+    }
+
+    /// `true` for the states `resolve` may write: reversed, confirmed.
+    pub fn is_resolution(self) -> bool {
+        matches!(self, State::Reversed | State::Confirmed)
+    }
+
+    /// `true` for pending and unknown: the entries recovery must look at.
+    pub fn is_unresolved(self) -> bool {
+        matches!(self, State::Pending | State::Unknown)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The idempotency key: the caller institution's code and the sender's `msgid`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    /// The calling institution's code (from its client certificate).
+    pub caller: String,
+    /// The sender's message id.
+    pub msgid: String,
+}
+
+impl Key {
+    /// A key from its two parts.
+    pub fn new(caller: impl Into<String>, msgid: impl Into<String>) -> Key {
+        Key {
+            caller: caller.into(),
+            msgid: msgid.into(),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.caller, self.msgid)
+    }
+}
+
+/// What is journalled before a call is forwarded (state [`State::Pending`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    /// The idempotency key.
+    pub key: Key,
+    /// The transaction number, 4 digits (`2207`, `2601`, …).
+    pub infno: String,
+    /// The institution's code (`fixmedins_code`).
+    pub institution: String,
+    /// The insured region (`insuplc_admdvs`); empty when not known.
+    pub insured: String,
+    /// The treatment region (`mdtrtarea_admvs`); empty when not known.
+    pub treatment: String,
+    /// The admdvs of the platform the call was routed to.
+    pub region: String,
+    /// Hex digest of the request body: equal repeats have equal digests.
+    pub digest: String,
+    /// For a reversal (2601): the `omsgid` it reverses.
+    pub original_msgid: Option<String>,
+    /// For a cancel (2208, 2305, 2103): the `setl_id` cancelled.
+    pub cancels_setl_id: Option<String>,
+    /// When the gateway received the call, Unix milliseconds.
+    pub received_at_ms: i64,
+}
+
+/// What is journalled before the answer goes back to the hospital.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    /// [`State::Done`], [`State::Refused`] or [`State::Unknown`].
+    pub state: State,
+    /// The platform's settlement id.
+    pub setl_id: Option<String>,
+    /// The visit id.
+    pub mdtrt_id: Option<String>,
+    /// Insurance type (`insutype`).
+    pub insutype: Option<String>,
+    /// Kind of care (`med_type`).
+    pub med_type: Option<String>,
+    /// Clearing type (`clr_type`).
+    pub clr_type: Option<String>,
+    /// Settlement time, Unix milliseconds.
+    pub setl_time_ms: Option<i64>,
+    /// Total medical fees.
+    pub medfee_sumamt: Option<Money>,
+    /// The funds' share.
+    pub fund_pay_sumamt: Option<Money>,
+    /// Paid from the personal account.
+    pub acct_pay: Option<Money>,
+    /// Paid in cash by the person.
+    pub psn_cash_pay: Option<Money>,
+    /// The gateway's or platform's error code on refusal.
+    pub error_code: Option<u16>,
+    /// Names of the balance rules the platform's answer broke.
+    pub anomalies: Vec<String>,
+    /// The HTTP status answered.
+    pub reply_status: u16,
+    /// The media type answered.
+    pub reply_media_type: String,
+    /// The bytes answered (personal data already stripped), replayed to repeats.
+    pub reply: Vec<u8>,
+    /// When the entry was finished, Unix milliseconds.
+    pub finished_at_ms: i64,
+}
+
+/// One journal entry as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The idempotency key.
+    pub key: Key,
+    /// The transaction number, 4 digits.
+    pub infno: String,
+    /// The institution's code.
+    pub institution: String,
+    /// The insured region.
+    pub insured: String,
+    /// The treatment region.
+    pub treatment: String,
+    /// The platform the call was routed to.
+    pub region: String,
+    /// Hex digest of the request body.
+    pub digest: String,
+    /// For a reversal: the `omsgid` it reverses.
+    pub original_msgid: Option<String>,
+    /// For a cancel: the `setl_id` cancelled.
+    pub cancels_setl_id: Option<String>,
+    /// When the gateway received the call, Unix milliseconds.
+    pub received_at_ms: i64,
+    /// The current state.
+    pub state: State,
+    /// The platform's settlement id.
+    pub setl_id: Option<String>,
+    /// The visit id.
+    pub mdtrt_id: Option<String>,
+    /// Insurance type.
+    pub insutype: Option<String>,
+    /// Kind of care.
+    pub med_type: Option<String>,
+    /// Clearing type.
+    pub clr_type: Option<String>,
+    /// Settlement time, Unix milliseconds.
+    pub setl_time_ms: Option<i64>,
+    /// Total medical fees.
+    pub medfee_sumamt: Option<Money>,
+    /// The funds' share.
+    pub fund_pay_sumamt: Option<Money>,
+    /// Paid from the personal account.
+    pub acct_pay: Option<Money>,
+    /// Paid in cash.
+    pub psn_cash_pay: Option<Money>,
+    /// Error code on refusal.
+    pub error_code: Option<u16>,
+    /// Balance rules the answer broke (empty when none or not finished).
+    pub anomalies: Vec<String>,
+    /// The HTTP status answered; `None` until finished.
+    pub reply_status: Option<u16>,
+    /// The media type answered; `None` until finished.
+    pub reply_media_type: Option<String>,
+    /// The bytes answered; `None` until finished (also for an entry resolved
+    /// straight from pending after a crash).
+    pub reply: Option<Vec<u8>>,
+    /// When the entry was finished; `None` until finished.
+    pub finished_at_ms: Option<i64>,
+    /// When the entry was resolved (reversed or confirmed); `None` before.
+    pub resolved_at_ms: Option<i64>,
+    /// How many resolution attempts were counted by [`Ledger::note_attempt`].
+    pub attempts: u32,
+}
+
+/// What [`Ledger::begin`] found.
+#[allow(clippy::large_enum_variant)] // the API hands the entry over by value; boxing would only move the allocation
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// The key was new: a pending entry is now journalled; forward the call.
+    Fresh,
+    /// The same request was seen and is no longer pending: replay its reply
+    /// ([`Entry::reply`]; `None` only for an entry resolved straight from
+    /// pending after a crash — answer from its state).
+    Finished(Entry),
+    /// The same request is still pending (being forwarded, or left by a crash).
+    InFlight,
+    /// The same key with a different request body: refuse the repeat.
+    Reused,
+}
+
+/// Why a ledger call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    /// The storage cannot be used now (disk full, read-only, server down or
+    /// hung, writer stopped): the gateway answers 503. The outcome of the call
+    /// is unknown.
+    #[error("ledger unavailable: {0}")]
+    Unavailable(String),
+    /// An illegal transition (finishing a finished entry, resolving a refused
+    /// one, an entry that does not exist, …).
+    #[error("ledger conflict: {0}")]
+    Conflict(String),
+    /// A stored row (or the schema) failed its check on read.
+    #[error("ledger corrupt: {0}")]
+    Corrupt(String),
+    /// The data handed in failed its check before anything was written (or
+    /// the URL could not be understood); a bug in the caller.
+    #[error("refused by the ledger: {0}")]
+    Invalid(String),
+}
+
+/// The journal: cheap to clone, `Send + Sync`; every clone shares one writer.
+#[derive(Clone)]
+pub struct Ledger {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<sqlite::SqliteLedger>),
+    Postgres(Arc<postgres::PgLedger>),
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("backend", &self.backend_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Opens the journal at `url` and applies pending migrations:
+    /// `sqlite://PATH` (the file and its folders are created; a relative PATH
+    /// is relative to the working directory, `sqlite:///abs/path` is absolute)
+    /// or `postgres://…` / `postgresql://…` (a libpq-style URL, e.g. with
+    /// `?options=-csearch_path%3Dledger` to pick a schema; plain TCP: TLS to
+    /// the database is not supported yet and `sslmode=require` is refused).
+    ///
+    /// Fails with [`LedgerError::Unavailable`] when the file or server cannot
+    /// be used, [`LedgerError::Invalid`] for a URL it does not understand and
+    /// [`LedgerError::Corrupt`] for a database migrated by a newer build.
+    pub async fn open(url: &str) -> Result<Ledger, LedgerError> {
+        let backend = if let Some(path) = url.strip_prefix("sqlite://") {
+            Backend::Sqlite(Arc::new(sqlite::SqliteLedger::open(path).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(Arc::new(postgres::PgLedger::open(url).await?))
+        } else {
+            return Err(LedgerError::Invalid(
+                "ledger URL must start with sqlite:// or postgres://".into(),
+            ));
+        };
+        Ok(Ledger { backend })
+    }
+
+    /// Atomically journals `entry` as pending if its key is absent
+    /// ([`Begin::Fresh`]); otherwise reports what is there.
+    pub async fn begin(&self, entry: NewEntry) -> Result<Begin, LedgerError> {
+        check::new_entry(&entry)?;
+        self.queue()
+            .submit(ops::Op::Begin(entry))
+            .await?
+            .into_begin()
+    }
+
+    /// Pending → done, refused or unknown, with the answer's figures and bytes.
+    /// Anything else (a finished entry, a missing one) is a conflict, except an
+    /// identical repeat of the finish already written, which is a no-op.
+    pub async fn finish(&self, key: &Key, finish: Finish) -> Result<(), LedgerError> {
+        let row = check::finish(finish)?;
+        self.queue()
+            .submit(ops::Op::Finish(key.clone(), row))
+            .await?
+            .into_unit()
+    }
+
+    /// Unknown or pending → reversed or confirmed; done → reversed. Resolving
+    /// to the state the entry already has is a no-op; anything else is a conflict.
+    pub async fn resolve(&self, key: &Key, state: State, at_ms: i64) -> Result<(), LedgerError> {
+        check::resolution(state)?;
+        self.queue()
+            .submit(ops::Op::Resolve(key.clone(), state, at_ms))
+            .await?
+            .into_unit()
+    }
+
+    /// Counts one resolution attempt on the entry and returns the new count.
+    pub async fn note_attempt(&self, key: &Key) -> Result<u32, LedgerError> {
+        self.queue()
+            .submit(ops::Op::Attempt(key.clone()))
+            .await?
+            .into_attempts()
+    }
+
+    /// Every pending or unknown entry, oldest first (recovery after a crash).
+    pub async fn unresolved(&self) -> Result<Vec<Entry>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.unresolved().await,
+            Backend::Postgres(db) => db.unresolved().await,
+        }
+    }
+
+    /// The entry under `key`, if any.
+    pub async fn get(&self, key: &Key) -> Result<Option<Entry>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.get(key).await,
+            Backend::Postgres(db) => db.get(key).await,
+        }
+    }
+
+    /// The entry of `caller`'s message `msgid`, if any (same as [`Ledger::get`]).
+    pub async fn by_msgid(&self, caller: &str, msgid: &str) -> Result<Option<Entry>, LedgerError> {
+        self.get(&Key::new(caller, msgid)).await
+    }
+
+    /// The entry whose answer carried `setl_id`; when several did (ids are
+    /// only unique per platform), the earliest received.
+    pub async fn by_setl_id(&self, setl_id: &str) -> Result<Option<Entry>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.by_setl_id(setl_id).await,
+            Backend::Postgres(db) => db.by_setl_id(setl_id).await,
+        }
+    }
+
+    /// Entries received in `[from_ms, to_ms)`, ordered by reception time, then key.
+    pub async fn day(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Entry>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.day(from_ms, to_ms).await,
+            Backend::Postgres(db) => db.day(from_ms, to_ms).await,
+        }
+    }
+
+    /// Checks that the writer can take a transaction and a read connection
+    /// answers (for `/readyz`). On PostgreSQL this reconnects if needed.
+    pub async fn ping(&self) -> Result<(), LedgerError> {
+        self.queue().submit(ops::Op::Ping).await?.into_unit()?;
+        match &self.backend {
+            Backend::Sqlite(db) => db.ping_reader().await,
+            Backend::Postgres(db) => db.ping_reader().await,
+        }
+    }
+
+    /// How many write transactions (batches) this instance has committed.
+    /// With group commit this grows far slower than the number of writes;
+    /// exposed for tests and metrics.
+    pub fn commits(&self) -> u64 {
+        self.queue().commits()
+    }
+
+    /// `"sqlite"` or `"postgres"`, for logs and metrics.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    fn queue(&self) -> &ops::Queue {
+        match &self.backend {
+            Backend::Sqlite(db) => &db.queue,
+            Backend::Postgres(db) => &db.queue,
+        }
+    }
+}
