@@ -12,6 +12,7 @@ pub mod model;
 pub mod money;
 pub mod record;
 pub mod sample;
+pub mod statement;
 pub mod time;
 pub mod transaction;
 pub mod validate;

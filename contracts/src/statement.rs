@@ -1,0 +1,651 @@
+//! The daily statement: one CSV row per settlement, cancel or reversal, as a
+//! regional platform writes it for a clearing day and as the gateway exports
+//! its own journal (`ledger export`). Both sides write the same columns, so
+//! reconciliation compares like with like. The format is specified in
+//! `contracts/statement.md`.
+//!
+//! [`Writer`] prints rows strictly (the header in [`COLUMNS`] order, yuan with
+//! two decimals, `yyyy-MM-dd HH:mm:ss` on the Shanghai clock); [`Reader`]
+//! streams rows from any `BufRead`, accepting the columns in any order and
+//! columns of a platform's own (ignored), and refuses anything malformed with
+//! the line and column named. Lines are bounded ([`MAX_LINE`]), so a hostile
+//! upload cannot exhaust memory.
+
+use crate::codes::Admdvs;
+use crate::money::Money;
+use crate::time::DateTime;
+use std::fmt;
+use std::io::{self, BufRead, Write};
+
+/// The columns, in the order written. Readers accept any order.
+pub const COLUMNS: [&str; 16] = [
+    "setl_id",
+    "msgid",
+    "omsgid",
+    "mdtrt_id",
+    "fixmedins_code",
+    "insuplc_admdvs",
+    "mdtrtarea_admvs",
+    "insutype",
+    "med_type",
+    "clr_type",
+    "setl_time",
+    "medfee_sumamt",
+    "fund_pay_sumamt",
+    "acct_pay",
+    "psn_cash_pay",
+    "state",
+];
+
+/// The longest line a reader accepts, in bytes.
+pub const MAX_LINE: usize = 4096;
+
+/// What a row records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RowState {
+    /// A settlement took effect.
+    Settled,
+    /// A settlement was cancelled by the institution (2208, 2305, 2103).
+    Cancelled,
+    /// A settlement was reversed (2601), by the institution or by the gateway.
+    Reversed,
+}
+
+impl RowState {
+    /// The text written: `settled`, `cancelled`, `reversed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowState::Settled => "settled",
+            RowState::Cancelled => "cancelled",
+            RowState::Reversed => "reversed",
+        }
+    }
+
+    /// Parses the written text.
+    pub fn parse(text: &str) -> Option<RowState> {
+        [RowState::Settled, RowState::Cancelled, RowState::Reversed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+
+    /// `true` for cancelled and reversed: the row undoes an earlier settlement.
+    pub fn is_undo(self) -> bool {
+        self != RowState::Settled
+    }
+}
+
+impl fmt::Display for RowState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of a statement.
+///
+/// A `settled` row names the settlement (`setl_id`) and the message that made
+/// it (`msgid`); its amounts are positive. A `cancelled` or `reversed` row
+/// names the settlement it undoes (`setl_id`, and `omsgid`, the msgid of the
+/// settling message), the undoing message (`msgid`), the time of the undo
+/// (`setl_time`) and the undone amounts negated. A side that never learned a
+/// figure leaves it empty (the gateway, for an outcome it never saw).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The settlement's id; empty when the writer never learned it.
+    pub setl_id: Option<String>,
+    /// The message that made this row; empty when the writer never learned it.
+    pub msgid: Option<String>,
+    /// For an undo: the msgid of the settlement undone.
+    pub omsgid: Option<String>,
+    /// The visit.
+    pub mdtrt_id: Option<String>,
+    /// The institution that treated.
+    pub fixmedins_code: String,
+    /// The insured region.
+    pub insuplc_admdvs: Admdvs,
+    /// The treatment region.
+    pub mdtrtarea_admvs: Admdvs,
+    /// Insurance type code.
+    pub insutype: Option<String>,
+    /// Kind of care code.
+    pub med_type: Option<String>,
+    /// Clearing type code.
+    pub clr_type: Option<String>,
+    /// When the settlement, cancel or reversal took effect (Shanghai clock).
+    pub setl_time: DateTime,
+    /// Total medical fees.
+    pub medfee_sumamt: Option<Money>,
+    /// The funds' share.
+    pub fund_pay_sumamt: Option<Money>,
+    /// Paid from the personal account.
+    pub acct_pay: Option<Money>,
+    /// Paid in cash.
+    pub psn_cash_pay: Option<Money>,
+    /// What the row records.
+    pub state: RowState,
+}
+
+impl Row {
+    /// The msgid of the settling message: `msgid` for a settled row, `omsgid`
+    /// for an undo. With `fixmedins_code` it identifies the settlement on
+    /// both sides, also when one side never learned its `setl_id`.
+    pub fn settling_msgid(&self) -> Option<&str> {
+        match self.state {
+            RowState::Settled => self.msgid.as_deref(),
+            _ => self.omsgid.as_deref(),
+        }
+    }
+
+    /// The four amounts, in column order.
+    pub fn amounts(&self) -> [(&'static str, Option<Money>); 4] {
+        [
+            ("medfee_sumamt", self.medfee_sumamt),
+            ("fund_pay_sumamt", self.fund_pay_sumamt),
+            ("acct_pay", self.acct_pay),
+            ("psn_cash_pay", self.psn_cash_pay),
+        ]
+    }
+}
+
+/// Why a statement was refused: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct StatementError {
+    /// 1-based line number.
+    pub line: u64,
+    /// 1-based column number (the field's position in the header); 0 when
+    /// the whole line is at fault.
+    pub column: usize,
+    /// The column's name, when known.
+    pub field: Option<&'static str>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl StatementError {
+    fn line(line: u64, message: impl Into<String>) -> StatementError {
+        StatementError {
+            line,
+            column: 0,
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Writes a statement: the header, then one line per row.
+pub struct Writer<W: Write> {
+    out: W,
+    line: String,
+}
+
+impl<W: Write> Writer<W> {
+    /// Writes the header to `out`.
+    pub fn new(mut out: W) -> io::Result<Writer<W>> {
+        writeln!(out, "{}", COLUMNS.join(","))?;
+        Ok(Writer {
+            out,
+            line: String::with_capacity(256),
+        })
+    }
+
+    /// Writes one row.
+    pub fn write(&mut self, row: &Row) -> io::Result<()> {
+        self.line.clear();
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let money = |v: Option<Money>| v.map(Money::to_yuan_string).unwrap_or_default();
+        let fields: [String; 16] = [
+            text(&row.setl_id),
+            text(&row.msgid),
+            text(&row.omsgid),
+            text(&row.mdtrt_id),
+            row.fixmedins_code.clone(),
+            row.insuplc_admdvs.to_string(),
+            row.mdtrtarea_admvs.to_string(),
+            text(&row.insutype),
+            text(&row.med_type),
+            text(&row.clr_type),
+            row.setl_time.to_string(),
+            money(row.medfee_sumamt),
+            money(row.fund_pay_sumamt),
+            money(row.acct_pay),
+            money(row.psn_cash_pay),
+            row.state.as_str().to_owned(),
+        ];
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                self.line.push(',');
+            }
+            quote_into(&mut self.line, field);
+        }
+        self.line.push('\n');
+        self.out.write_all(self.line.as_bytes())
+    }
+
+    /// Flushes and hands back the output.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// RFC 4180 quoting: only when the field needs it.
+fn quote_into(line: &mut String, field: &str) {
+    if field.contains([',', '"', '\n', '\r']) {
+        line.push('"');
+        line.push_str(&field.replace('"', "\"\""));
+        line.push('"');
+    } else {
+        line.push_str(field);
+    }
+}
+
+/// Splits one CSV line (without its line end) into fields, RFC 4180 quoting.
+fn split_line(line: &str, number: u64, fields: &mut Vec<String>) -> Result<(), StatementError> {
+    fields.clear();
+    let mut field = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    field.push('"');
+                    chars.next();
+                } else {
+                    quoted = false;
+                    if !matches!(chars.peek(), None | Some(',')) {
+                        return Err(StatementError {
+                            line: number,
+                            column: fields.len() + 1,
+                            field: None,
+                            message: "text after a closing quote".into(),
+                        });
+                    }
+                }
+            } else {
+                field.push(c);
+            }
+        } else if c == ',' {
+            fields.push(std::mem::take(&mut field));
+            at_start = true;
+            continue;
+        } else if c == '"' && at_start {
+            quoted = true;
+        } else if c == '"' {
+            return Err(StatementError {
+                line: number,
+                column: fields.len() + 1,
+                field: None,
+                message: "a quote inside an unquoted field".into(),
+            });
+        } else {
+            field.push(c);
+        }
+        at_start = false;
+    }
+    if quoted {
+        return Err(StatementError {
+            line: number,
+            column: fields.len() + 1,
+            field: None,
+            message: "a quoted field that does not end on its line".into(),
+        });
+    }
+    fields.push(field);
+    Ok(())
+}
+
+/// Reads a statement row by row. The first line must be a header naming
+/// every column of [`COLUMNS`] once, in any order; other columns are ignored.
+pub struct Reader<R: BufRead> {
+    input: R,
+    line: u64,
+    /// For each of [`COLUMNS`], its position in the header.
+    positions: [usize; 16],
+    width: usize,
+    buffer: Vec<u8>,
+    fields: Vec<String>,
+}
+
+impl<R: BufRead> fmt::Debug for Reader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader").field("line", &self.line).finish()
+    }
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes into `buffer`, without its
+/// line end. `Ok(false)` at the end of the input.
+fn read_bounded(
+    input: &mut impl BufRead,
+    buffer: &mut Vec<u8>,
+    number: u64,
+) -> Result<bool, StatementError> {
+    buffer.clear();
+    loop {
+        let available = input
+            .fill_buf()
+            .map_err(|e| StatementError::line(number, format!("cannot read: {e}")))?;
+        if available.is_empty() {
+            return Ok(!buffer.is_empty());
+        }
+        let (taken, ended) = match available.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        let room = MAX_LINE + 2 - buffer.len().min(MAX_LINE + 2);
+        buffer.extend_from_slice(&available[..taken.min(room)]);
+        input.consume(taken);
+        if buffer.len() > MAX_LINE + 1 {
+            return Err(StatementError::line(
+                number,
+                format!("line longer than {MAX_LINE} bytes"),
+            ));
+        }
+        if ended {
+            buffer.pop();
+            if buffer.last() == Some(&b'\r') {
+                buffer.pop();
+            }
+            return Ok(true);
+        }
+    }
+}
+
+impl<R: BufRead> Reader<R> {
+    /// Reads and checks the header.
+    pub fn new(mut input: R) -> Result<Reader<R>, StatementError> {
+        let mut buffer = Vec::new();
+        if !read_bounded(&mut input, &mut buffer, 1)? {
+            return Err(StatementError::line(1, "empty statement: no header"));
+        }
+        let text = std::str::from_utf8(&buffer)
+            .map_err(|_| StatementError::line(1, "not UTF-8"))?
+            .trim_start_matches('\u{feff}');
+        let mut header = Vec::new();
+        split_line(text, 1, &mut header)?;
+        let mut positions = [usize::MAX; 16];
+        for (at, name) in header.iter().enumerate() {
+            if let Some(i) = COLUMNS.iter().position(|c| *c == name.trim()) {
+                if positions[i] != usize::MAX {
+                    return Err(StatementError {
+                        line: 1,
+                        column: at + 1,
+                        field: Some(COLUMNS[i]),
+                        message: format!("column {} appears twice", COLUMNS[i]),
+                    });
+                }
+                positions[i] = at;
+            }
+        }
+        if let Some(i) = positions.iter().position(|&p| p == usize::MAX) {
+            return Err(StatementError::line(
+                1,
+                format!("the header lacks column {}", COLUMNS[i]),
+            ));
+        }
+        Ok(Reader {
+            input,
+            line: 1,
+            positions,
+            width: header.len(),
+            buffer,
+            fields: Vec::with_capacity(header.len()),
+        })
+    }
+
+    /// The number of the last line read.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// The next row; `Ok(None)` at the end. Blank lines are skipped.
+    pub fn next_row(&mut self) -> Result<Option<Row>, StatementError> {
+        loop {
+            self.line += 1;
+            let number = self.line;
+            if !read_bounded(&mut self.input, &mut self.buffer, number)? {
+                return Ok(None);
+            }
+            if self.buffer.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let text = std::str::from_utf8(&self.buffer)
+                .map_err(|_| StatementError::line(number, "not UTF-8"))?;
+            split_line(text, number, &mut self.fields)?;
+            if self.fields.len() != self.width {
+                return Err(StatementError::line(
+                    number,
+                    format!(
+                        "{} fields where the header has {}",
+                        self.fields.len(),
+                        self.width
+                    ),
+                ));
+            }
+            return self.row(number).map(Some);
+        }
+    }
+
+    fn row(&self, number: u64) -> Result<Row, StatementError> {
+        let at = |i: usize| -> (&str, usize, &'static str) {
+            let position = self.positions[i];
+            (self.fields[position].trim(), position + 1, COLUMNS[i])
+        };
+        let fail = |i: usize, message: String| {
+            let (_, column, field) = at(i);
+            StatementError {
+                line: number,
+                column,
+                field: Some(field),
+                message: format!("{field}: {message}"),
+            }
+        };
+        let optional = |i: usize| -> Result<Option<String>, StatementError> {
+            let (text, _, _) = at(i);
+            if text.chars().any(char::is_control) {
+                return Err(fail(i, "control character".into()));
+            }
+            if text.len() > 64 {
+                return Err(fail(i, "longer than 64 characters".into()));
+            }
+            Ok((!text.is_empty()).then(|| text.to_owned()))
+        };
+        let required = |i: usize| -> Result<String, StatementError> {
+            optional(i)?.ok_or_else(|| fail(i, "required".into()))
+        };
+        let region = |i: usize| -> Result<Admdvs, StatementError> {
+            Admdvs::parse(&required(i)?).map_err(|e| fail(i, e.to_string()))
+        };
+        let money = |i: usize| -> Result<Option<Money>, StatementError> {
+            match optional(i)? {
+                None => Ok(None),
+                Some(text) => Money::parse_yuan(&text)
+                    .map(Some)
+                    .map_err(|e| fail(i, format!("{e} ({text:?})"))),
+            }
+        };
+        let state_text = required(15)?;
+        let state = RowState::parse(&state_text).ok_or_else(|| {
+            fail(
+                15,
+                format!("{state_text:?} is not settled, cancelled or reversed"),
+            )
+        })?;
+        let setl_time = DateTime::parse(&required(10)?).map_err(|e| fail(10, e.to_string()))?;
+        let row = Row {
+            setl_id: optional(0)?,
+            msgid: optional(1)?,
+            omsgid: optional(2)?,
+            mdtrt_id: optional(3)?,
+            fixmedins_code: required(4)?,
+            insuplc_admdvs: region(5)?,
+            mdtrtarea_admvs: region(6)?,
+            insutype: optional(7)?,
+            med_type: optional(8)?,
+            clr_type: optional(9)?,
+            setl_time,
+            medfee_sumamt: money(11)?,
+            fund_pay_sumamt: money(12)?,
+            acct_pay: money(13)?,
+            psn_cash_pay: money(14)?,
+            state,
+        };
+        if row.settling_msgid().is_none() {
+            let (i, what) = match state {
+                RowState::Settled => (1, "a settled row needs msgid"),
+                _ => (2, "a cancelled or reversed row needs omsgid"),
+            };
+            return Err(fail(i, what.into()));
+        }
+        Ok(row)
+    }
+}
+
+impl<R: BufRead> Iterator for Reader<R> {
+    type Item = Result<Row, StatementError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_row().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn row(state: RowState) -> Row {
+        Row {
+            setl_id: Some("S1".into()),
+            msgid: Some("H1100000000012025112610000001".into()),
+            omsgid: state
+                .is_undo()
+                .then(|| "H1100000000012025112610000000".into()),
+            mdtrt_id: Some("M, \"odd\"".into()),
+            fixmedins_code: "H11000000001".into(),
+            insuplc_admdvs: Admdvs::parse("130600").unwrap(),
+            mdtrtarea_admvs: Admdvs::parse("110000").unwrap(),
+            insutype: Some("310".into()),
+            med_type: Some("11".into()),
+            clr_type: None,
+            setl_time: DateTime::parse("2026-11-26 09:30:00").unwrap(),
+            medfee_sumamt: Money::from_fen(-12_345),
+            fund_pay_sumamt: Money::from_fen(-10_000),
+            acct_pay: Money::from_fen(0),
+            psn_cash_pay: None,
+            state,
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_through_text() {
+        let mut writer = Writer::new(Vec::new()).unwrap();
+        let rows = [
+            row(RowState::Settled),
+            row(RowState::Cancelled),
+            row(RowState::Reversed),
+        ];
+        for r in &rows {
+            writer.write(r).unwrap();
+        }
+        let bytes = writer.finish().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with("setl_id,msgid,omsgid,"));
+        assert!(text.contains(",-123.45,-100.00,0.00,,"));
+        let read: Vec<Row> = Reader::new(&bytes[..])
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(read, rows);
+    }
+
+    #[test]
+    fn columns_in_any_order_and_extra_columns() {
+        let mut header: Vec<&str> = COLUMNS.iter().rev().copied().collect();
+        header.push("their_own");
+        let mut line: Vec<&str> = vec![
+            "settled",
+            "1.5",
+            "0",
+            "10",
+            "11.50",
+            "2026-11-26 00:00:00",
+            "",
+            "14",
+            "390",
+            "120000",
+            "110000",
+            "H1",
+            "",
+            "",
+            "M1",
+            "S9",
+        ];
+        line.push("x");
+        let text = format!("{}\r\n{}\r\n\n", header.join(","), line.join(","));
+        let rows: Vec<Row> = Reader::new(text.as_bytes())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].setl_id.as_deref(), Some("S9"));
+        assert_eq!(rows[0].msgid.as_deref(), Some("M1"));
+        assert_eq!(rows[0].medfee_sumamt, Money::from_fen(1150));
+        assert_eq!(rows[0].psn_cash_pay, Money::from_fen(150));
+    }
+
+    fn refusal(body: &str) -> StatementError {
+        let text = format!("{}\n{body}\n", COLUMNS.join(","));
+        Reader::new(text.as_bytes())
+            .unwrap()
+            .find_map(Result::err)
+            .expect("refused")
+    }
+
+    #[test]
+    fn malformed_rows_name_line_and_column() {
+        let good = "S,M,,D,H1,110000,120000,310,11,,2026-11-26 10:00:00,1.00,1.00,0,0,settled";
+        let bad_amount = good.replace(",1.00,1.00,", ",1.00,1.001,");
+        let e = refusal(&format!("{good}\n{bad_amount}"));
+        assert_eq!((e.line, e.column, e.field), (3, 13, Some("fund_pay_sumamt")));
+        let e = refusal(&good.replace("settled", "done"));
+        assert_eq!((e.line, e.column), (2, 16));
+        let e = refusal(&good.replace("2026-11-26 10:00:00", "2026-11-31 10:00:00"));
+        assert_eq!((e.line, e.column), (2, 11));
+        let e = refusal(&good.replace("110000", "11"));
+        assert_eq!(e.field, Some("insuplc_admdvs"));
+        let e = refusal(&good.replace("S,M,", "S,,"));
+        assert_eq!(e.field, Some("msgid"));
+        let e = refusal(&format!("{good},extra"));
+        assert_eq!((e.line, e.column), (2, 0));
+        let e = refusal("\"S,M");
+        assert_eq!(e.line, 2);
+        let e = refusal(&"x".repeat(MAX_LINE + 10));
+        assert!(e.message.contains("longer"));
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        let e = Reader::new(&b""[..]).unwrap_err();
+        assert_eq!(e.line, 1);
+        let e = Reader::new(&b"setl_id,msgid\n"[..]).unwrap_err();
+        assert!(e.message.contains("omsgid"), "{e}");
+        let twice = format!("{},msgid\n", COLUMNS.join(","));
+        let e = Reader::new(twice.as_bytes()).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 17));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let mut text = format!("{}\n", COLUMNS.join(",")).into_bytes();
+            text.extend_from_slice(&body);
+            if let Ok(reader) = Reader::new(&text[..]) {
+                for row in reader.take(100) {
+                    let _ = row;
+                }
+            }
+        }
+    }
+}
