@@ -306,6 +306,8 @@ pub struct Reader<R: BufRead> {
     width: usize,
     buffer: Vec<u8>,
     fields: Vec<String>,
+    consumed: u64,
+    row_offset: u64,
 }
 
 impl<R: BufRead> fmt::Debug for Reader<R> {
@@ -315,11 +317,13 @@ impl<R: BufRead> fmt::Debug for Reader<R> {
 }
 
 /// Reads one line of at most [`MAX_LINE`] bytes into `buffer`, without its
-/// line end. `Ok(false)` at the end of the input.
+/// line end, counting the bytes consumed into `consumed`. `Ok(false)` at the
+/// end of the input.
 fn read_bounded(
     input: &mut impl BufRead,
     buffer: &mut Vec<u8>,
     number: u64,
+    consumed: &mut u64,
 ) -> Result<bool, StatementError> {
     buffer.clear();
     loop {
@@ -336,6 +340,7 @@ fn read_bounded(
         let room = MAX_LINE + 2 - buffer.len().min(MAX_LINE + 2);
         buffer.extend_from_slice(&available[..taken.min(room)]);
         input.consume(taken);
+        *consumed += taken as u64;
         if buffer.len() > MAX_LINE + 1 {
             return Err(StatementError::line(
                 number,
@@ -356,7 +361,8 @@ impl<R: BufRead> Reader<R> {
     /// Reads and checks the header.
     pub fn new(mut input: R) -> Result<Reader<R>, StatementError> {
         let mut buffer = Vec::new();
-        if !read_bounded(&mut input, &mut buffer, 1)? {
+        let mut consumed = 0;
+        if !read_bounded(&mut input, &mut buffer, 1, &mut consumed)? {
             return Err(StatementError::line(1, "empty statement: no header"));
         }
         let text = std::str::from_utf8(&buffer)
@@ -391,6 +397,8 @@ impl<R: BufRead> Reader<R> {
             width: header.len(),
             buffer,
             fields: Vec::with_capacity(header.len()),
+            consumed,
+            row_offset: consumed,
         })
     }
 
@@ -399,12 +407,24 @@ impl<R: BufRead> Reader<R> {
         self.line
     }
 
+    /// Where the last row read starts, in bytes from the start of the input
+    /// (so a caller can read that one row again, after the header).
+    pub fn row_offset(&self) -> u64 {
+        self.row_offset
+    }
+
     /// The next row; `Ok(None)` at the end. Blank lines are skipped.
     pub fn next_row(&mut self) -> Result<Option<Row>, StatementError> {
         loop {
             self.line += 1;
             let number = self.line;
-            if !read_bounded(&mut self.input, &mut self.buffer, number)? {
+            self.row_offset = self.consumed;
+            if !read_bounded(
+                &mut self.input,
+                &mut self.buffer,
+                number,
+                &mut self.consumed,
+            )? {
                 return Ok(None);
             }
             if self.buffer.iter().all(u8::is_ascii_whitespace) {
@@ -608,7 +628,10 @@ mod tests {
         let good = "S,M,,D,H1,110000,120000,310,11,,2026-11-26 10:00:00,1.00,1.00,0,0,settled";
         let bad_amount = good.replace(",1.00,1.00,", ",1.00,1.001,");
         let e = refusal(&format!("{good}\n{bad_amount}"));
-        assert_eq!((e.line, e.column, e.field), (3, 13, Some("fund_pay_sumamt")));
+        assert_eq!(
+            (e.line, e.column, e.field),
+            (3, 13, Some("fund_pay_sumamt"))
+        );
         let e = refusal(&good.replace("settled", "done"));
         assert_eq!((e.line, e.column), (2, 16));
         let e = refusal(&good.replace("2026-11-26 10:00:00", "2026-11-31 10:00:00"));

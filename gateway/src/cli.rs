@@ -54,11 +54,53 @@ pub enum Command {
     /// Run the three regional platforms' stand-ins (Beijing national, Tianjin
     /// tj, Hebei he), each on its own port over mutual TLS, with faults that
     /// can be injected (POST TOML to /admin/faults).
+    ///
+    /// Each platform keeps its record (people, year-to-date totals,
+    /// settlements, the event log) in DATA/<admdvs>.sqlite, DATA being the
+    /// configuration's `data` folder, and carries on from it after a restart.
+    /// With --statement it starts nothing: it writes that platform's daily
+    /// statement (contracts/statement.md) for --date to --out, also while the
+    /// sandbox runs.
+    ///
+    /// Example: jjj-gateway sandbox --config sandbox.toml --statement 110000 --date 2026-06-15 --out bj.csv
     Sandbox {
         /// The sandbox configuration file.
         #[arg(long)]
         config: std::path::PathBuf,
+        /// Write this platform's statement (its region code, e.g. 110000) instead of serving.
+        #[arg(long, value_name = "ADMDVS", requires_all = ["date", "out"])]
+        statement: Option<String>,
+        /// The clearing day of the statement (Asia/Shanghai date of setl_time).
+        #[arg(long, value_name = "YYYY-MM-DD", requires = "statement")]
+        date: Option<String>,
+        /// Where to write the statement (CSV).
+        #[arg(long, value_name = "FILE", requires = "statement")]
+        out: Option<std::path::PathBuf>,
     },
+    /// Reconcile one clearing day and clear it between the regions.
+    ///
+    /// The gateway's journal (from the configured ledger, or --gateway FILE)
+    /// against each region's statement (--statement ADMDVS=FILE, CSV as
+    /// contracts/statement.md says). Writes report.json, report.csv and
+    /// report.xlsx into --out and prints the net positions. Exit 0 when all
+    /// matched, 1 when discrepancies were found or a statement is missing, 2 on error.
+    Reconcile(crate::clearing::command::ReconcileArgs),
+    /// The settlement journal: export a clearing day's statement from it.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+/// `ledger` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Write the gateway's own statement of one clearing day (the rows of
+    /// contracts/statement.md, from the journal) as CSV or JSON lines.
+    ///
+    /// Reads the ledger named by the configuration's [ledger] url; safe while
+    /// the gateway runs.
+    ///
+    /// Example: jjj-gateway ledger export --config gateway.toml --date 2026-11-26 --format csv --out gateway.csv
+    Export(crate::export::ExportArgs),
 }
 
 /// `certs` subcommands.

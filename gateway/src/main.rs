@@ -1,7 +1,7 @@
 //! The `jjj-gateway` binary.
 
 use clap::Parser;
-use gateway::cli::{CertsCommand, Cli, Command};
+use gateway::cli::{CertsCommand, Cli, Command, LedgerCommand};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -10,8 +10,23 @@ fn main() -> ExitCode {
         Command::Translate(args) => gateway::translate::run(args),
         Command::Certs(CertsCommand::Init(args)) => gateway::certs::run(args),
         Command::Serve { config } => gateway::server::run(config),
-        Command::Sandbox { config } => gateway::sandbox::run(config),
+        Command::Sandbox {
+            config,
+            statement,
+            date,
+            out,
+        } => gateway::sandbox::run(
+            config,
+            match (statement, date, out) {
+                (Some(admdvs), Some(date), Some(out)) => {
+                    Some(gateway::sandbox::StatementArgs { admdvs, date, out })
+                }
+                _ => None,
+            },
+        ),
         Command::Demo(args) => gateway::demo::run(args),
+        Command::Ledger(LedgerCommand::Export(args)) => gateway::export::run(args),
+        Command::Reconcile(args) => gateway::clearing::command::run(args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -8,7 +8,7 @@ use crate::upstream::{Failure, Upstreams};
 use contracts::{ErrorCode, Infno};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How a request ended.
@@ -49,8 +49,22 @@ impl Histogram {
     }
 }
 
+/// Counters of the refusal journal, shared with its background writer
+/// (see [`crate::journal::RefusalJournal`]).
+#[derive(Debug, Default)]
+pub struct RefusalJournalCounters {
+    /// Refusals written to the ledger's refusals table.
+    pub written: AtomicU64,
+    /// Refusals dropped because the queue to the writer was full.
+    pub dropped_queue_full: AtomicU64,
+    /// Refusals the ledger failed to write.
+    pub dropped_ledger_error: AtomicU64,
+}
+
 /// Every metric of the gateway.
 pub struct Metrics {
+    /// The refusal journal's counters.
+    pub refusal_journal: Arc<RefusalJournalCounters>,
     /// [transaction index (last: unknown)][outcome].
     requests: Vec<[AtomicU64; 3]>,
     latency: Vec<Histogram>,
@@ -78,6 +92,7 @@ impl Metrics {
     pub fn new(regions: usize) -> Metrics {
         let n = Infno::ALL.len() + 1;
         Metrics {
+            refusal_journal: Arc::default(),
             requests: (0..n).map(|_| Default::default()).collect(),
             latency: (0..n).map(|_| Histogram::default()).collect(),
             refusals: ErrorCode::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -209,6 +224,32 @@ impl Metrics {
             if n > 0 {
                 writeln!(out, "jjj_refusals_total{{code=\"{}\"}} {n}", code.slug())?;
             }
+        }
+        let journal = &self.refusal_journal;
+        writeln!(
+            out,
+            "# HELP jjj_refusals_journalled_total Refusals written to the ledger's refusals table."
+        )?;
+        writeln!(out, "# TYPE jjj_refusals_journalled_total counter")?;
+        writeln!(
+            out,
+            "jjj_refusals_journalled_total {}",
+            journal.written.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP jjj_refusals_dropped_total Refusals not journalled: the queue to the writer was full, or the ledger failed."
+        )?;
+        writeln!(out, "# TYPE jjj_refusals_dropped_total counter")?;
+        for (reason, n) in [
+            ("queue_full", &journal.dropped_queue_full),
+            ("ledger_error", &journal.dropped_ledger_error),
+        ] {
+            writeln!(
+                out,
+                "jjj_refusals_dropped_total{{reason=\"{reason}\"}} {}",
+                n.load(Ordering::Relaxed)
+            )?;
         }
         writeln!(
             out,

@@ -73,9 +73,45 @@ pub async fn message(
     traceparent: Option<&str>,
 ) -> Reply {
     let started = Instant::now();
-    let mut infno = None;
-    let outcome = run(gateway, caller, dialect, body, traceparent, &mut infno).await;
-    reply(gateway, dialect, infno, outcome, started)
+    let received_at_ms = journal::now_ms();
+    let mut seen = journal::Seen::default();
+    let outcome = run(gateway, caller, dialect, body, traceparent, &mut seen).await;
+    if let (Err(stop), Ok(caller)) = (&outcome, caller) {
+        journal_refusal(
+            gateway,
+            caller,
+            &seen,
+            stop.refusal.code,
+            body,
+            received_at_ms,
+        );
+    }
+    reply(gateway, dialect, seen.infno, outcome, started)
+}
+
+/// Hands a refusal of an identified caller to the refusal journal's queue
+/// (never waits for the disk); 429 and 5xx are not journalled
+/// ([`journal::journals_refusal`]).
+fn journal_refusal(
+    gateway: &Gateway,
+    caller: &Caller,
+    seen: &journal::Seen,
+    code: ErrorCode,
+    body: &[u8],
+    received_at_ms: i64,
+) {
+    if !journal::journals_refusal(code) {
+        return;
+    }
+    if let Some(refusals) = &gateway.refusals {
+        refusals.record(journal::refusal_row(
+            caller,
+            seen,
+            code,
+            body,
+            received_at_ms,
+        ));
+    }
 }
 
 async fn run(
@@ -84,7 +120,7 @@ async fn run(
     dialect: &'static dyn Dialect,
     body: &[u8],
     traceparent: Option<&str>,
-    infno: &mut Option<Infno>,
+    seen: &mut journal::Seen,
 ) -> Result<Done, Stop> {
     // identify: the TLS handshake verified the certificate; it must name a caller.
     let caller = caller
@@ -109,7 +145,7 @@ async fn run(
     }
     // decode and validate.
     let request = dialect.decode_request(body, &gateway.decode_limits)?;
-    *infno = Some(request.infno());
+    *seen = journal::Seen::of(&request);
     validate_request(&request, &gateway.routes)?;
     // authorize: the content must agree with the caller's identity.
     authorize(gateway, caller, &request)?;
@@ -212,16 +248,23 @@ async fn run(
         gateway.metrics.anomaly(anomaly.rule);
         tracing::warn!(infno = %request.infno(), region = %target.region.admdvs, institution = %institution.code, rule = anomaly.rule, "platform answer passed on with an anomaly");
     }
-    // journal(final): before the answer leaves the gateway.
+    // journal(final): before the answer leaves the gateway. A platform's own
+    // refusal (infcode not 0) is journalled refused, with its code: nothing took effect.
     if let Some(ledger) = ledger {
         let rules = anomalies.iter().map(|a| a.rule.to_owned()).collect();
+        let (state, error_code) = if answer.envelope.is_success() {
+            (State::Done, None)
+        } else {
+            let code = answer.envelope.infcode.and_then(|c| u16::try_from(c).ok());
+            (State::Refused, code)
+        };
         let record = journal::finish(
-            State::Done,
+            state,
             request.infno(),
             Some(&answer),
             dialect,
             200,
-            None,
+            error_code,
             rules,
         );
         if let Err(error) = ledger.finish(&key, record).await {

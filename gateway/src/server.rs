@@ -283,6 +283,9 @@ async fn handle(
                 "not ready: a region has no reachable platform, the journal is not recovered, or the ledger does not answer\n",
             )
         }
+        (method, p) if p.starts_with(crate::settlements::PREFIX) => {
+            return crate::settlements::get(gateway, caller, method, p).await
+        }
         (&Method::GET, "/metrics") => {
             let mut response = text(StatusCode::OK, gateway.metrics.render(&gateway.upstreams));
             response.headers_mut().insert(

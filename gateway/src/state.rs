@@ -31,11 +31,14 @@ pub struct Gateway {
     pub ledger: Option<ledger::Ledger>,
     /// Whether start-up recovery of the journal has finished.
     pub recovered: AtomicBool,
+    /// The queue to the background writer of refusals, when there is a ledger.
+    pub refusals: Option<crate::journal::RefusalJournal>,
 }
 
 impl Gateway {
-    /// Builds the state: opens the ledger (applying its migrations); fails on
-    /// unreadable certificates or keys, or a ledger that cannot be opened.
+    /// Builds the state: opens the ledger (applying its migrations) and starts
+    /// the background writer of refusals on the current Tokio runtime; fails
+    /// on unreadable certificates or keys, or a ledger that cannot be opened.
     pub async fn new(config: Config) -> anyhow::Result<Gateway> {
         let upstreams = Upstreams::new(&config.regions)?;
         let ledger = match &config.ledger_url {
@@ -46,11 +49,16 @@ impl Gateway {
             ),
             None => None,
         };
+        let metrics = Metrics::new(config.regions.len());
+        let refusals = ledger.clone().map(|ledger| {
+            crate::journal::RefusalJournal::start(ledger, metrics.refusal_journal.clone())
+        });
         Ok(Gateway {
             directory: Directory::new(&config.institutions),
             routes: Routes::new(config.regions.iter().map(|r| r.admdvs)),
             limiters: Limiters::new(&config.limits),
-            metrics: Metrics::new(config.regions.len()),
+            metrics,
+            refusals,
             decode_limits: adapters::Limits {
                 body_bytes_max: config.server.body_bytes_max,
                 ..adapters::Limits::DEFAULT

@@ -1,7 +1,7 @@
 //! Checks on write (what the caller hands in) and on read (what a row holds).
 
-use crate::sql::{Kind, COLUMNS};
-use crate::{Entry, Finish, Key, LedgerError, Money, NewEntry, State};
+use crate::sql::{Kind, COLUMNS, REFUSAL_COLUMNS};
+use crate::{Entry, Finish, Key, LedgerError, Money, NewEntry, RecordedRefusal, Refusal, State};
 
 /// The longest id, code or digest stored, in bytes.
 pub(crate) const MAX_TEXT: usize = 128;
@@ -56,6 +56,37 @@ pub(crate) fn new_entry(entry: &NewEntry) -> Result<(), LedgerError> {
     }
     optional_text("original_msgid", entry.original_msgid.as_deref())?;
     optional_text("cancels_setl_id", entry.cancels_setl_id.as_deref())?;
+    Ok(())
+}
+
+/// Length of a SHA-256 digest in hex.
+const SHA256_HEX: usize = 64;
+
+/// Checks what `refuse` writes.
+pub(crate) fn refusal(refusal: &Refusal) -> Result<(), LedgerError> {
+    text("caller", &refusal.caller, true)?;
+    optional_text("msgid", refusal.msgid.as_deref())?;
+    if let Some(infno) = &refusal.infno {
+        if !is_infno(infno) {
+            return Err(invalid("infno is not 4 digits".into()));
+        }
+    }
+    optional_text("institution", refusal.institution.as_deref())?;
+    optional_text("insured", refusal.insured.as_deref())?;
+    optional_text("treatment", refusal.treatment.as_deref())?;
+    if !(100..=599).contains(&refusal.http_status) {
+        return Err(invalid("http_status is not an HTTP status".into()));
+    }
+    if refusal.digest.len() != SHA256_HEX
+        || !refusal
+            .digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(invalid(
+            "digest is not a lower-case hex SHA-256 (64 characters)".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -198,8 +229,9 @@ pub(crate) enum Raw {
     Wrong,
 }
 
-/// Reads a row's values in [`COLUMNS`] order, naming the column in errors.
+/// Reads a row's values in column order, naming the column in errors.
 struct Cursor {
+    columns: &'static [(&'static str, Kind)],
     values: std::vec::IntoIter<Raw>,
     at: usize,
     key: String,
@@ -207,11 +239,12 @@ struct Cursor {
 
 impl Cursor {
     fn corrupt(&self, column: &str, what: &str) -> LedgerError {
-        LedgerError::Corrupt(format!("entry {}: column {column} {what}", self.key))
+        LedgerError::Corrupt(format!("{}: column {column} {what}", self.key))
     }
 
     fn next(&mut self) -> Result<(&'static str, Kind, Raw), LedgerError> {
-        let (name, kind) = COLUMNS
+        let (name, kind) = self
+            .columns
             .get(self.at)
             .copied()
             .ok_or_else(|| LedgerError::Corrupt("row has more columns than expected".into()))?;
@@ -289,14 +322,15 @@ pub(crate) fn entry(values: Vec<Raw>) -> Result<Entry, LedgerError> {
         )));
     }
     let mut row = Cursor {
+        columns: COLUMNS,
         values: values.into_iter(),
         at: 0,
-        key: String::from("?"),
+        key: String::from("entry ?"),
     };
     let caller = row.required_text()?;
     let msgid = row.required_text()?;
     let key = Key { caller, msgid };
-    row.key = key.to_string();
+    row.key = format!("entry {key}");
     let infno = row.required_text()?;
     if !is_infno(&infno) {
         return Err(row.corrupt("infno", "is not 4 digits"));
@@ -393,6 +427,53 @@ pub(crate) fn entry(values: Vec<Raw>) -> Result<Entry, LedgerError> {
         resolved_at_ms,
         attempts,
     })
+}
+
+/// Turns a row read in [`REFUSAL_COLUMNS`] order into a [`RecordedRefusal`].
+pub(crate) fn recorded_refusal(values: Vec<Raw>) -> Result<RecordedRefusal, LedgerError> {
+    if values.len() != REFUSAL_COLUMNS.len() {
+        return Err(LedgerError::Corrupt(format!(
+            "refusal row has {} columns, expected {}",
+            values.len(),
+            REFUSAL_COLUMNS.len()
+        )));
+    }
+    let mut row = Cursor {
+        columns: REFUSAL_COLUMNS,
+        values: values.into_iter(),
+        at: 0,
+        key: String::from("refusal ?"),
+    };
+    let id = row.required_text()?;
+    row.key = format!("refusal {id}");
+    let caller = row.required_text()?;
+    let msgid = row.optional_text()?;
+    let infno = row.optional_text()?;
+    let institution = row.optional_text()?;
+    let insured = row.optional_text()?;
+    let treatment = row.optional_text()?;
+    let error_code = row
+        .optional_u16()?
+        .ok_or_else(|| row.corrupt("error_code", "is null"))?;
+    let http_status = row
+        .optional_u16()?
+        .ok_or_else(|| row.corrupt("http_status", "is null"))?;
+    let digest = row.required_text()?;
+    let received_at_ms = row.required_int()?;
+    let refusal = Refusal {
+        caller,
+        msgid,
+        infno,
+        institution,
+        insured,
+        treatment,
+        error_code,
+        http_status,
+        digest,
+        received_at_ms,
+    };
+    self::refusal(&refusal).map_err(|e| LedgerError::Corrupt(format!("refusal {id}: {e}")))?;
+    Ok(RecordedRefusal { id, refusal })
 }
 
 #[cfg(test)]

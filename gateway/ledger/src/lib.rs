@@ -81,10 +81,29 @@
 //! opens are serialised by an advisory lock. The ledger holds no personal data:
 //! ids, codes, amounts, a digest of the request and the (already stripped)
 //! bytes answered.
+//!
+//! # Refusals
+//!
+//! Besides the journal, an append-only `refusals` table (migration 2) keeps
+//! one row per message the gateway refused before forwarding it
+//! ([`Ledger::refuse`], [`Ledger::refusals`]): caller, what the message named
+//! when it could be read, the error code and HTTP status, a SHA-256 digest of
+//! the body (never the body). Refusals go through the same group-commit
+//! writer; each gets an id unique across replicas, and the ledger offers no
+//! way to change or delete one.
+//!
+//! # Clearing-day queries
+//!
+//! [`Ledger::day`] selects entries by reception time; [`Ledger::touching`]
+//! also by settlement and resolution time — everything a clearing day's
+//! statement is made from (a settlement received before midnight, a cancel or
+//! a reversal of an earlier day). [`Ledger::cancels_of`] finds the cancels
+//! naming a settlement.
 
 #![warn(missing_docs)]
 
 mod check;
+mod ids;
 mod ops;
 mod postgres;
 mod sql;
@@ -95,6 +114,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use contracts::money::Money;
+
+/// The schema version this build migrates to (the last migration's number).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The most commands one batch (one transaction, one commit) carries.
 pub const MAX_BATCH: usize = 512;
@@ -323,6 +345,43 @@ pub struct Entry {
     pub attempts: u32,
 }
 
+/// A message the gateway refused before forwarding it, as journalled by
+/// [`Ledger::refuse`]: who sent it, what it named (when it could be read),
+/// why it was refused, and a digest of its bytes — never the bytes themselves
+/// nor any personal data. The table is append-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The calling institution's code (from its client certificate).
+    pub caller: String,
+    /// The message's `msgid`, when it could be read.
+    pub msgid: Option<String>,
+    /// The transaction number, 4 digits, when it could be read.
+    pub infno: Option<String>,
+    /// The institution the message named (`fixmedins_code`), when it could be read.
+    pub institution: Option<String>,
+    /// The insured region the message named, when it could be read.
+    pub insured: Option<String>,
+    /// The treatment region the message named, when it could be read.
+    pub treatment: Option<String>,
+    /// The catalogue's error code (`3002`, …).
+    pub error_code: u16,
+    /// The HTTP status answered.
+    pub http_status: u16,
+    /// Lower-case hex SHA-256 of the raw request body (64 characters).
+    pub digest: String,
+    /// When the gateway received the message, Unix milliseconds.
+    pub received_at_ms: i64,
+}
+
+/// A journalled [`Refusal`] as read back, with the id the ledger gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRefusal {
+    /// Unique among all refusals (also across replicas sharing a database).
+    pub id: String,
+    /// What was journalled.
+    pub refusal: Refusal,
+}
+
 /// What [`Ledger::begin`] found.
 #[allow(clippy::large_enum_variant)] // the API hands the entry over by value; boxing would only move the allocation
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,6 +423,7 @@ pub enum LedgerError {
 #[derive(Clone)]
 pub struct Ledger {
     backend: Backend,
+    ids: Arc<ids::RefusalIds>,
 }
 
 #[derive(Clone)]
@@ -401,7 +461,10 @@ impl Ledger {
                 "ledger URL must start with sqlite:// or postgres://".into(),
             ));
         };
-        Ok(Ledger { backend })
+        Ok(Ledger {
+            backend,
+            ids: Arc::new(ids::RefusalIds::new()),
+        })
     }
 
     /// Atomically journals `entry` as pending if its key is absent
@@ -478,6 +541,55 @@ impl Ledger {
         match &self.backend {
             Backend::Sqlite(db) => db.day(from_ms, to_ms).await,
             Backend::Postgres(db) => db.day(from_ms, to_ms).await,
+        }
+    }
+
+    /// Entries that touch the time range `[from_ms, to_ms)`: received,
+    /// settled (`setl_time_ms`) or resolved (`resolved_at_ms`) in it — what a
+    /// clearing day's statement is made from. Ordered by reception time, then key.
+    pub async fn touching(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Entry>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.touching(from_ms, to_ms).await,
+            Backend::Postgres(db) => db.touching(from_ms, to_ms).await,
+        }
+    }
+
+    /// The cancels (2208, 2305, 2103) that named `setl_id`, in any state,
+    /// oldest first.
+    pub async fn cancels_of(&self, setl_id: &str) -> Result<Vec<Entry>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.cancels_of(setl_id).await,
+            Backend::Postgres(db) => db.cancels_of(setl_id).await,
+        }
+    }
+
+    /// Journals a refusal (append-only) through the same group-commit writer
+    /// as every other write, and returns the id it was given. Checked like
+    /// every write: text fields at most 128 bytes without control
+    /// characters, a 4-digit `infno`, a 64-character hex digest, an HTTP
+    /// status in 100..=599.
+    pub async fn refuse(&self, refusal: Refusal) -> Result<String, LedgerError> {
+        check::refusal(&refusal)?;
+        let id = self.ids.next();
+        self.queue()
+            .submit(ops::Op::Refuse(RecordedRefusal {
+                id: id.clone(),
+                refusal,
+            }))
+            .await?
+            .into_unit()?;
+        Ok(id)
+    }
+
+    /// Refusals received in `[from_ms, to_ms)`, ordered by reception time, then id.
+    pub async fn refusals(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<RecordedRefusal>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.refusals(from_ms, to_ms).await,
+            Backend::Postgres(db) => db.refusals(from_ms, to_ms).await,
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::check::FinishRow;
-use crate::{Begin, Entry, Key, LedgerError, NewEntry, State, CALL_TIMEOUT};
+use crate::{Begin, Entry, Key, LedgerError, NewEntry, RecordedRefusal, State, CALL_TIMEOUT};
 
 /// How many commands may wait for the writer.
 pub(crate) const QUEUE_CAPACITY: usize = 8192;
@@ -20,17 +20,20 @@ pub(crate) enum Op {
     Finish(Key, FinishRow),
     Resolve(Key, State, i64),
     Attempt(Key),
+    /// Appends a refusal (a repeat of the same id is a no-op).
+    Refuse(RecordedRefusal),
     /// Proves that the writer can open and commit a transaction.
     Ping,
 }
 
 impl Op {
-    /// The key the command touches (`None` for a ping).
+    /// The journal key the command touches (`None` for a ping or a refusal,
+    /// which touch no journal entry).
     pub fn key(&self) -> Option<&Key> {
         match self {
             Op::Begin(entry) => Some(&entry.key),
             Op::Finish(key, _) | Op::Resolve(key, _, _) | Op::Attempt(key) => Some(key),
-            Op::Ping => None,
+            Op::Refuse(_) | Op::Ping => None,
         }
     }
 
@@ -233,6 +236,24 @@ pub(crate) fn resolve_params(key: &Key, state: State, at_ms: i64) -> Vec<Val<'_>
     ]
 }
 
+/// Parameters of the refusal insert, in [`crate::sql::REFUSAL_COLUMNS`] order.
+pub(crate) fn refusal_params(recorded: &RecordedRefusal) -> Vec<Val<'_>> {
+    let r = &recorded.refusal;
+    vec![
+        Val::Text(Some(&recorded.id)),
+        Val::Text(Some(&r.caller)),
+        Val::Text(r.msgid.as_deref()),
+        Val::Text(r.infno.as_deref()),
+        Val::Text(r.institution.as_deref()),
+        Val::Text(r.insured.as_deref()),
+        Val::Text(r.treatment.as_deref()),
+        Val::Int(Some(i64::from(r.error_code))),
+        Val::Int(Some(i64::from(r.http_status))),
+        Val::Text(Some(&r.digest)),
+        Val::Int(Some(r.received_at_ms)),
+    ]
+}
+
 /// Parameters of the statements that take only the key.
 pub(crate) fn key_params(key: &Key) -> Vec<Val<'_>> {
     vec![Val::Text(Some(&key.caller)), Val::Text(Some(&key.msgid))]
@@ -303,6 +324,6 @@ pub(crate) fn after_miss(
         (Op::Attempt(key), Some(_)) => Err(LedgerError::Unavailable(format!(
             "entry {key} found but its attempts were not counted; try again"
         ))),
-        (Op::Ping, _) => Ok(Outcome::Unit),
+        (Op::Refuse(_) | Op::Ping, _) => Ok(Outcome::Unit),
     }
 }

@@ -15,8 +15,8 @@ use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 
 use crate::check::{self, Raw};
 use crate::ops::{self, Command, Inbox, Op, Outcome, Queue, Val};
-use crate::sql::{self, Kind, COLUMNS, STATEMENTS};
-use crate::{Begin, Entry, Key, LedgerError};
+use crate::sql::{self, Kind, COLUMNS, REFUSAL_COLUMNS, STATEMENTS};
+use crate::{Begin, Entry, Key, LedgerError, RecordedRefusal};
 
 /// Connecting (TCP, startup, session settings, preparing the statements).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -71,10 +71,15 @@ fn refs<'a>(params: &'a [Val<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
         .collect()
 }
 
-/// Reads a row's columns in [`COLUMNS`] order; a value of the wrong type
-/// becomes [`Raw::Wrong`].
+/// Reads a journal row's columns in [`COLUMNS`] order; a value of the wrong
+/// type becomes [`Raw::Wrong`].
 fn raw_row(row: &Row) -> Vec<Raw> {
-    COLUMNS
+    raw_columns(row, COLUMNS)
+}
+
+/// Reads a row's `columns` in order; a value of the wrong type becomes [`Raw::Wrong`].
+fn raw_columns(row: &Row, columns: &[(&str, Kind)]) -> Vec<Raw> {
+    columns
         .iter()
         .enumerate()
         .map(|(index, (_, kind))| match kind {
@@ -98,6 +103,10 @@ struct Prepared {
     by_setl_id: Statement,
     unresolved: Statement,
     day: Statement,
+    touching: Statement,
+    cancels: Statement,
+    insert_refusal: Statement,
+    refusals: Statement,
 }
 
 /// One connection: its client, its prepared statements, the task driving it.
@@ -208,6 +217,10 @@ async fn connect(config: &Config) -> Result<PgConn, LedgerError> {
         by_setl_id: next()?,
         unresolved: next()?,
         day: next()?,
+        touching: next()?,
+        cancels: next()?,
+        insert_refusal: next()?,
+        refusals: next()?,
     };
     Ok(PgConn {
         client,
@@ -293,6 +306,9 @@ enum Read {
     BySetlId,
     Unresolved,
     Day,
+    Touching,
+    Cancels,
+    Refusals,
 }
 
 impl Prepared {
@@ -302,6 +318,9 @@ impl Prepared {
             Read::BySetlId => &self.by_setl_id,
             Read::Unresolved => &self.unresolved,
             Read::Day => &self.day,
+            Read::Touching => &self.touching,
+            Read::Cancels => &self.cancels,
+            Read::Refusals => &self.refusals,
         }
     }
 }
@@ -370,6 +389,16 @@ impl PgLedger {
     }
 
     async fn select(&self, which: Read, params: &[Val<'_>]) -> Result<Vec<Entry>, LedgerError> {
+        self.query(which, params)
+            .await?
+            .iter()
+            .map(|row| check::entry(raw_row(row)))
+            .collect()
+    }
+
+    /// Runs a read statement on the read connection, forgetting the
+    /// connection when it was lost.
+    async fn query(&self, which: Read, params: &[Val<'_>]) -> Result<Vec<Row>, LedgerError> {
         let conn = self.reader().await?;
         let values = refs(params);
         let query = conn.client.query(conn.prepared.read(which), &values);
@@ -386,7 +415,7 @@ impl PgLedger {
                 return Err(timed_out("a read", OP_TIMEOUT));
             }
         };
-        rows.iter().map(|row| check::entry(raw_row(row))).collect()
+        Ok(rows)
     }
 
     pub(crate) async fn get(&self, key: &Key) -> Result<Option<Entry>, LedgerError> {
@@ -412,6 +441,38 @@ impl PgLedger {
     pub(crate) async fn day(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Entry>, LedgerError> {
         self.select(Read::Day, &[Val::Int(Some(from_ms)), Val::Int(Some(to_ms))])
             .await
+    }
+
+    pub(crate) async fn touching(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Entry>, LedgerError> {
+        self.select(
+            Read::Touching,
+            &[Val::Int(Some(from_ms)), Val::Int(Some(to_ms))],
+        )
+        .await
+    }
+
+    pub(crate) async fn cancels_of(&self, setl_id: &str) -> Result<Vec<Entry>, LedgerError> {
+        self.select(Read::Cancels, &[Val::Text(Some(setl_id))])
+            .await
+    }
+
+    pub(crate) async fn refusals(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<RecordedRefusal>, LedgerError> {
+        self.query(
+            Read::Refusals,
+            &[Val::Int(Some(from_ms)), Val::Int(Some(to_ms))],
+        )
+        .await?
+        .iter()
+        .map(|row| check::recorded_refusal(raw_columns(row, REFUSAL_COLUMNS)))
+        .collect()
     }
 
     pub(crate) async fn ping_reader(&self) -> Result<(), LedgerError> {
@@ -592,6 +653,16 @@ async fn first_statement(conn: &PgConn, op: &Op) -> Result<Step, tokio_postgres:
                 }),
                 None => Step::Lookup,
             });
+        }
+        Op::Refuse(recorded) => {
+            // Inserted, or already there under the same id: either way it is journalled.
+            execute(
+                conn,
+                &prepared.insert_refusal,
+                &ops::refusal_params(recorded),
+            )
+            .await?;
+            return Ok(Step::Answer(Ok(Outcome::Unit)));
         }
         Op::Ping => return Ok(Step::Answer(Ok(Outcome::Unit))),
     };

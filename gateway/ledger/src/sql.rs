@@ -17,11 +17,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order. Append only: never edit one that shipped.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_journal",
-    sql: include_str!("migrations/0001_journal.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_journal",
+        sql: include_str!("migrations/0001_journal.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_refusals",
+        sql: include_str!("migrations/0002_refusals.sql"),
+    },
+];
 
 pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
      version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)";
@@ -100,6 +107,21 @@ pub(crate) const COLUMNS: &[(&str, Kind)] = &[
     ("attempts", Kind::Int),
 ];
 
+/// The refusals table's columns in the order every SELECT reads them.
+pub(crate) const REFUSAL_COLUMNS: &[(&str, Kind)] = &[
+    ("id", Kind::Text),
+    ("caller", Kind::Text),
+    ("msgid", Kind::Text),
+    ("infno", Kind::Text),
+    ("institution", Kind::Text),
+    ("insured", Kind::Text),
+    ("treatment", Kind::Text),
+    ("error_code", Kind::Int),
+    ("http_status", Kind::Int),
+    ("digest", Kind::Text),
+    ("received_at_ms", Kind::Int),
+];
+
 /// The write and read statements, with the parameter kinds PostgreSQL prepares them with.
 pub(crate) struct Statements {
     pub insert: (String, Vec<Kind>),
@@ -110,11 +132,16 @@ pub(crate) struct Statements {
     pub by_setl_id: (String, Vec<Kind>),
     pub unresolved: (String, Vec<Kind>),
     pub day: (String, Vec<Kind>),
+    pub touching: (String, Vec<Kind>),
+    pub cancels: (String, Vec<Kind>),
+    pub insert_refusal: (String, Vec<Kind>),
+    pub refusals: (String, Vec<Kind>),
 }
 
 impl Statements {
-    /// Every statement, for preparing them all on a new connection.
-    pub fn all(&self) -> [&(String, Vec<Kind>); 8] {
+    /// Every statement, for preparing them all on a new connection, in the
+    /// order the PostgreSQL backend takes them back.
+    pub fn all(&self) -> [&(String, Vec<Kind>); 12] {
         [
             &self.insert,
             &self.finish,
@@ -124,13 +151,24 @@ impl Statements {
             &self.by_setl_id,
             &self.unresolved,
             &self.day,
+            &self.touching,
+            &self.cancels,
+            &self.insert_refusal,
+            &self.refusals,
         ]
     }
 }
 
+fn names(columns: &[(&str, Kind)]) -> String {
+    columns
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn select(tail: &str) -> String {
-    let columns: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
-    format!("SELECT {} FROM journal {tail}", columns.join(", "))
+    format!("SELECT {} FROM journal {tail}", names(COLUMNS))
 }
 
 /// The statements, built once.
@@ -192,6 +230,36 @@ pub(crate) static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
             ),
             vec![Int, Int],
         ),
+        touching: (
+            select(
+                "WHERE (received_at_ms >= $1 AND received_at_ms < $2) \
+                 OR (setl_time_ms >= $1 AND setl_time_ms < $2) \
+                 OR (resolved_at_ms >= $1 AND resolved_at_ms < $2) \
+                 ORDER BY received_at_ms, caller, msgid",
+            ),
+            vec![Int, Int],
+        ),
+        cancels: (
+            select("WHERE cancels_setl_id = $1 ORDER BY received_at_ms, caller, msgid"),
+            vec![Text],
+        ),
+        insert_refusal: (
+            format!(
+                "INSERT INTO refusals ({}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (id) DO NOTHING",
+                names(REFUSAL_COLUMNS)
+            ),
+            vec![Text, Text, Text, Text, Text, Text, Text, Int, Int, Text, Int],
+        ),
+        refusals: (
+            format!(
+                "SELECT {} FROM refusals WHERE received_at_ms >= $1 AND received_at_ms < $2 \
+                 ORDER BY received_at_ms, id",
+                names(REFUSAL_COLUMNS)
+            ),
+            vec![Int, Int],
+        ),
     }
 });
 
@@ -230,10 +298,22 @@ mod tests {
         for (index, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version, i64::try_from(index).unwrap() + 1);
         }
+        assert_eq!(
+            MIGRATIONS.last().map(|m| m.version),
+            Some(crate::SCHEMA_VERSION)
+        );
         assert_eq!(pending_migrations(&[]).unwrap().len(), MIGRATIONS.len());
-        assert!(pending_migrations(&[(1, "0001_journal".into())])
-            .unwrap()
-            .is_empty());
+        assert_eq!(
+            pending_migrations(&[(1, "0001_journal".into())])
+                .unwrap()
+                .len(),
+            MIGRATIONS.len() - 1
+        );
+        let all: Vec<(i64, String)> = MIGRATIONS
+            .iter()
+            .map(|m| (m.version, m.name.to_owned()))
+            .collect();
+        assert!(pending_migrations(&all).unwrap().is_empty());
         assert!(matches!(
             pending_migrations(&[(99, "future".into())]),
             Err(LedgerError::Corrupt(_))

@@ -11,8 +11,8 @@ use tokio::sync::oneshot;
 
 use crate::check::{self, Raw};
 use crate::ops::{self, Command, Inbox, Op, Outcome, Queue, Val};
-use crate::sql::{self, Kind, COLUMNS, STATEMENTS};
-use crate::{Entry, Key, LedgerError};
+use crate::sql::{self, Kind, COLUMNS, REFUSAL_COLUMNS, STATEMENTS};
+use crate::{Entry, Key, LedgerError, RecordedRefusal};
 
 /// How long a connection waits for a lock held by another connection.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -63,11 +63,11 @@ fn statement_local(e: &rusqlite::Error) -> bool {
     }
 }
 
-/// Reads the current row's columns in [`COLUMNS`] order; a value of the
-/// wrong type becomes [`Raw::Wrong`] (reported as corrupt when decoded).
-fn raw_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Raw>> {
-    let mut values = Vec::with_capacity(COLUMNS.len());
-    for (index, (_, kind)) in COLUMNS.iter().enumerate() {
+/// Reads the current row's `columns` in order; a value of the wrong type
+/// becomes [`Raw::Wrong`] (reported as corrupt when decoded).
+fn raw_row(row: &rusqlite::Row<'_>, columns: &[(&str, Kind)]) -> rusqlite::Result<Vec<Raw>> {
+    let mut values = Vec::with_capacity(columns.len());
+    for (index, (_, kind)) in columns.iter().enumerate() {
         let raw = match (kind, row.get_ref(index)?) {
             (Kind::Text, ValueRef::Null) => Raw::Text(None),
             (Kind::Int, ValueRef::Null) => Raw::Int(None),
@@ -83,15 +83,25 @@ fn raw_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Raw>> {
     Ok(values)
 }
 
-/// Runs a SELECT of journal rows, undecoded.
-fn select_raw(conn: &Connection, sql: &str, params: &[Val<'_>]) -> rusqlite::Result<Vec<Vec<Raw>>> {
+/// Runs a SELECT of rows of `columns`, undecoded.
+fn select_columns(
+    conn: &Connection,
+    sql: &str,
+    params: &[Val<'_>],
+    columns: &[(&str, Kind)],
+) -> rusqlite::Result<Vec<Vec<Raw>>> {
     let mut statement = conn.prepare_cached(sql)?;
     let mut rows = statement.query(params_from_iter(params))?;
     let mut raws = Vec::new();
     while let Some(row) = rows.next()? {
-        raws.push(raw_row(row)?);
+        raws.push(raw_row(row, columns)?);
     }
     Ok(raws)
+}
+
+/// Runs a SELECT of journal rows, undecoded.
+fn select_raw(conn: &Connection, sql: &str, params: &[Val<'_>]) -> rusqlite::Result<Vec<Vec<Raw>>> {
+    select_columns(conn, sql, params, COLUMNS)
 }
 
 /// Runs a SELECT of journal rows and decodes them.
@@ -113,6 +123,10 @@ struct Sql {
     by_setl_id: String,
     unresolved: String,
     day: String,
+    touching: String,
+    cancels: String,
+    insert_refusal: String,
+    refusals: String,
 }
 
 static SQL: std::sync::LazyLock<Sql> = std::sync::LazyLock::new(|| Sql {
@@ -124,6 +138,10 @@ static SQL: std::sync::LazyLock<Sql> = std::sync::LazyLock::new(|| Sql {
     by_setl_id: sql::for_sqlite(&STATEMENTS.by_setl_id.0),
     unresolved: sql::for_sqlite(&STATEMENTS.unresolved.0),
     day: sql::for_sqlite(&STATEMENTS.day.0),
+    touching: sql::for_sqlite(&STATEMENTS.touching.0),
+    cancels: sql::for_sqlite(&STATEMENTS.cancels.0),
+    insert_refusal: sql::for_sqlite(&STATEMENTS.insert_refusal.0),
+    refusals: sql::for_sqlite(&STATEMENTS.refusals.0),
 });
 
 /// The SQLite journal.
@@ -247,6 +265,50 @@ impl SqliteLedger {
                 &SQL.day,
                 &[Val::Int(Some(from_ms)), Val::Int(Some(to_ms))],
             )
+        })
+        .await
+    }
+
+    pub(crate) async fn touching(
+        self: &Arc<Self>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Entry>, LedgerError> {
+        self.read(move |conn| {
+            select(
+                conn,
+                &SQL.touching,
+                &[Val::Int(Some(from_ms)), Val::Int(Some(to_ms))],
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn cancels_of(
+        self: &Arc<Self>,
+        setl_id: &str,
+    ) -> Result<Vec<Entry>, LedgerError> {
+        let setl_id = setl_id.to_owned();
+        self.read(move |conn| select(conn, &SQL.cancels, &[Val::Text(Some(&setl_id))]))
+            .await
+    }
+
+    pub(crate) async fn refusals(
+        self: &Arc<Self>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<RecordedRefusal>, LedgerError> {
+        self.read(move |conn| {
+            select_columns(
+                conn,
+                &SQL.refusals,
+                &[Val::Int(Some(from_ms)), Val::Int(Some(to_ms))],
+                REFUSAL_COLUMNS,
+            )
+            .map_err(error)?
+            .into_iter()
+            .map(check::recorded_refusal)
+            .collect()
         })
         .await
     }
@@ -444,6 +506,12 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Result<Outcome, LedgerE
                 Some(row) => return Ok(ops::attempts(row.get::<_, i64>(0)?)),
                 None => 0,
             }
+        }
+        Op::Refuse(recorded) => {
+            conn.prepare_cached(&SQL.insert_refusal)?
+                .execute(params_from_iter(ops::refusal_params(recorded)))?;
+            // Inserted, or already there under the same id: either way it is journalled.
+            return Ok(Ok(Outcome::Unit));
         }
         Op::Ping => return Ok(Ok(Outcome::Unit)),
     };

@@ -155,7 +155,7 @@ pub fn lay_out(
     codes.push(OFFICER.to_owned());
     crate::certs::init(&dir.join("certs"), &codes)?;
 
-    let mut sandbox = String::from("# The three regional platforms' stand-ins of the demo.\nca = \"certs/ca.pem\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\n");
+    let mut sandbox = String::from("# The three regional platforms' stand-ins of the demo.\nca = \"certs/ca.pem\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\n# Each platform's record (people, year-to-date totals, settlements, events): sandbox-data/<admdvs>.sqlite.\ndata = \"sandbox-data\"\n");
     for (
         RegionSpec {
             admdvs,

@@ -26,6 +26,9 @@ struct File {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    /// The folder of the platforms' records; `sandbox-data` when absent.
+    #[serde(default)]
+    data: Option<PathBuf>,
     platforms: Vec<PlatformFile>,
 }
 
@@ -64,6 +67,9 @@ pub struct SandboxConfig {
     pub cert: PathBuf,
     /// Its key.
     pub key: PathBuf,
+    /// The folder holding each platform's record, `<admdvs>.sqlite`
+    /// (`data` in the file, relative to the file's folder; `sandbox-data` when absent).
+    pub data: PathBuf,
     /// The platforms.
     pub platforms: Vec<Platform>,
 }
@@ -98,10 +104,25 @@ impl SandboxConfig {
                 faults: p.faults.clone(),
             });
         }
+        for (i, p) in platforms.iter().enumerate() {
+            if platforms[..i].iter().any(|q| q.admdvs == p.admdvs) {
+                anyhow::bail!(
+                    "platforms[{i}].admdvs: {} appears twice (each platform keeps its own record, <data>/{}.sqlite)",
+                    p.admdvs,
+                    p.admdvs
+                );
+            }
+        }
         Ok(SandboxConfig {
             ca: resolve(&file.ca),
             cert: resolve(&file.cert),
             key: resolve(&file.key),
+            data: resolve(
+                &file
+                    .data
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("sandbox-data")),
+            ),
             platforms,
         })
     }

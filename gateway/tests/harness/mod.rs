@@ -386,3 +386,34 @@ pub fn fixture(name: &str) -> String {
     )
     .expect("fixture")
 }
+
+/// Where a world started by [`ledger_world`] keeps its ledger, relative to the scratch folder.
+pub const LEDGER_FILE: &str = "ledger/journal.db";
+
+/// A world whose gateway journals to a SQLite ledger in its scratch folder
+/// ([`LEDGER_FILE`]): started as [`World::start`] does, then the gateway is
+/// restarted with a `[ledger]` section added to its configuration.
+pub fn ledger_world(name: &str, settings: Settings) -> World {
+    let mut world = World::start(name, settings);
+    let config = world.scratch.path("gateway.toml");
+    let mut text = std::fs::read_to_string(&config).expect("gateway.toml");
+    text.push_str(&format!("\n[ledger]\nurl = \"sqlite://{LEDGER_FILE}\"\n"));
+    std::fs::write(&config, text).expect("gateway.toml");
+    // The first gateway must be gone before the second binds its port.
+    let _ = world.gateway.child.kill();
+    let _ = world.gateway.child.wait();
+    world.gateway = Process::start(&["serve", "--config", &config.display().to_string()], 1);
+    world
+}
+
+/// The URL of the ledger of a world started by [`ledger_world`].
+pub fn ledger_url(world: &World) -> String {
+    format!("sqlite://{}", world.scratch.path(LEDGER_FILE).display())
+}
+
+/// Opens the ledger of a world started by [`ledger_world`] (while its gateway runs).
+pub async fn ledger_open(world: &World) -> ledger::Ledger {
+    ledger::Ledger::open(&ledger_url(world))
+        .await
+        .expect("open the gateway's ledger")
+}

@@ -1,0 +1,244 @@
+//! `jjj-gateway reconcile`: one clearing day from the command line.
+//!
+//! ```text
+//! jjj-gateway reconcile --config gateway.toml --date 2026-11-26 \
+//!     --statement 110000=bj.csv --statement 120000=tj.csv --statement 130000=he.csv --out report/
+//! ```
+//!
+//! The gateway's side comes from the configured ledger (or, with
+//! `--gateway FILE`, from a `ledger export --format csv`); each region's side
+//! from its statement file. Writes `report.json`, `report.csv` and
+//! `report.xlsx` into `--out`; exits 0 when everything matched, 1 when
+//! discrepancies were found (or a region's statement is missing), 2 on error.
+
+use crate::reconcile::{GatewaySource, Regions};
+use crate::report::Report;
+use anyhow::Context;
+use contracts::{Admdvs, Date};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// `reconcile` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    /// The gateway's configuration file (its regions and its ledger).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The clearing day, YYYY-MM-DD (Asia/Shanghai).
+    #[arg(long)]
+    pub date: String,
+    /// A region's statement for the day, as ADMDVS=FILE (CSV as
+    /// contracts/statement.md says); repeat for each region.
+    #[arg(long = "statement", value_name = "ADMDVS=FILE")]
+    pub statements: Vec<String>,
+    /// The folder to write report.json, report.csv and report.xlsx into.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Take the gateway's side from this `ledger export --format csv` file
+    /// instead of the configured ledger.
+    #[arg(long, value_name = "FILE")]
+    pub gateway: Option<PathBuf>,
+}
+
+/// A reader that advances a progress bar by the bytes read.
+struct Counted<R> {
+    inner: R,
+    bar: ProgressBar,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Counted<R> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+fn open_counted(path: &Path, bar: &ProgressBar) -> anyhow::Result<BufReader<Counted<File>>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(BufReader::with_capacity(
+        256 * 1024,
+        Counted {
+            inner: file,
+            bar: bar.clone(),
+        },
+    ))
+}
+
+/// Parses `ADMDVS=FILE`.
+fn statement_arg(text: &str) -> anyhow::Result<(Admdvs, PathBuf)> {
+    let (code, path) = text
+        .split_once('=')
+        .with_context(|| format!("--statement {text:?}: expected ADMDVS=FILE"))?;
+    let code = Admdvs::parse(code.trim())
+        .map_err(|e| anyhow::anyhow!("--statement {text:?}: {code:?}: {e}"))?;
+    Ok((code, PathBuf::from(path)))
+}
+
+/// The configured regions of a gateway configuration.
+pub fn regions_of(config: &crate::config::Config) -> Regions {
+    Regions::new(
+        config
+            .regions
+            .iter()
+            .map(|r| (r.admdvs, r.name.clone()))
+            .collect(),
+    )
+}
+
+/// Reconciles and clears one day from its sources.
+pub fn build<G: GatewaySource, S: BufRead>(
+    day: Date,
+    regions: &Regions,
+    gateway: G,
+    statements: Vec<(Admdvs, S)>,
+) -> anyhow::Result<Report> {
+    let outcome = crate::reconcile::reconcile(day, regions, gateway, statements)?;
+    let clearing = super::clear(regions, &outcome.owed)?;
+    Ok(Report {
+        day,
+        regions: regions.clone(),
+        outcome,
+        clearing,
+        disputes: Vec::new(),
+        closure: None,
+        viewer: None,
+    })
+}
+
+/// The gateway's rows of `day` from `ledger`, as statement CSV (the form
+/// [`crate::reconcile::reconcile`] reads both sides in).
+pub async fn gateway_csv(
+    ledger: &ledger::Ledger,
+    day: Date,
+) -> Result<Vec<u8>, ledger::LedgerError> {
+    let rows = crate::export::day_rows(ledger, day).await?;
+    let mut csv = Vec::with_capacity(rows.len() * 200 + 256);
+    crate::export::write_rows(&rows, crate::export::Format::Csv, &mut csv)
+        .map_err(|e| ledger::LedgerError::Unavailable(e.to_string()))?;
+    Ok(csv)
+}
+
+/// The gateway's rows of `day` from the ledger at `url`, as statement CSV.
+pub fn ledger_rows(url: &str, day: Date) -> anyhow::Result<Vec<u8>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let ledger = ledger::Ledger::open(url)
+            .await
+            .with_context(|| format!("opening the ledger {url}"))?;
+        gateway_csv(&ledger, day)
+            .await
+            .context("reading the day from the ledger")
+    })
+}
+
+/// Writes report.json, report.csv and report.xlsx into `out`.
+pub fn write_report(report: &Report, out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, bytes) in [
+        ("report.json", report.to_json()),
+        ("report.csv", report.to_csv()),
+        ("report.xlsx", report.to_xlsx()),
+    ] {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Prints the clearing table and the discrepancy counts.
+pub fn print_summary(report: &Report) {
+    println!("clearing day {}", report.day);
+    for s in &report.outcome.statements {
+        println!("  statement {}: {} rows", s.region, s.rows);
+    }
+    for missing in report.missing_statements() {
+        println!("  statement {missing}: missing (not reconciled)");
+    }
+    println!("  gateway journal: {} rows", report.outcome.gateway_rows);
+    let counts = &report.outcome.counts;
+    if counts.values().all(|&n| n == 0) {
+        println!("  discrepancies: none");
+    } else {
+        for (class, n) in counts {
+            println!("  discrepancies {}: {n}", class.as_str());
+        }
+    }
+    println!();
+    println!(
+        "  {:<8} {:<6} {:>16} {:>16} {:>16}",
+        "region", "", "receives", "pays", "net"
+    );
+    for p in &report.clearing.positions {
+        println!(
+            "  {:<8} {:<6} {:>16} {:>16} {:>16}",
+            p.admdvs.to_string(),
+            p.name,
+            p.receives.to_yuan_string(),
+            p.pays.to_yuan_string(),
+            p.net.to_yuan_string()
+        );
+    }
+}
+
+/// Runs `reconcile`.
+pub fn run(args: &ReconcileArgs) -> anyhow::Result<u8> {
+    let config = crate::config::Config::load(&args.config)?;
+    let day =
+        Date::parse(&args.date).map_err(|e| anyhow::anyhow!("--date {:?}: {e}", args.date))?;
+    let regions = regions_of(&config);
+    let statements = args
+        .statements
+        .iter()
+        .map(|s| statement_arg(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (code, _) in &statements {
+        if regions.index(*code).is_none() {
+            anyhow::bail!("--statement {code}: not a configured region");
+        }
+    }
+    let total: u64 = statements
+        .iter()
+        .map(|(_, p)| p.as_path())
+        .chain(args.gateway.as_deref())
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let readers = statements
+        .iter()
+        .map(|(code, path)| Ok((*code, open_counted(path, &bar)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let report = match &args.gateway {
+        Some(path) => build(day, &regions, open_counted(path, &bar)?, readers)?,
+        None => {
+            let url = config
+                .ledger_url
+                .as_deref()
+                .context("the configuration has no [ledger] url; give --gateway FILE")?;
+            build(day, &regions, Cursor::new(ledger_rows(url, day)?), readers)?
+        }
+    };
+    bar.finish_and_clear();
+    write_report(&report, &args.out)?;
+    print_summary(&report);
+    println!(
+        "\nreport written to {}",
+        args.out.join("report.{json,csv,xlsx}").display()
+    );
+    Ok(if report.all_matched() { 0 } else { 1 })
+}

@@ -1,0 +1,1074 @@
+//! Reconciliation of one clearing day: the gateway's journal against each
+//! region's own statement (both in the form of `contracts/statement.md`).
+//!
+//! ```text
+//! gateway rows ──▶ index (key → compact slot) ──┐
+//!                                                ├─▶ totals (对总账) + discrepancies (对明细账) ─▶ Outcome
+//! statement rows (one region at a time) ─────────┘
+//! ```
+//!
+//! A row is identified on both sides by its **key**: (institution, settling
+//! msgid, settle-or-undo). The gateway's rows are read once into a compact
+//! index (a 64-bit key and a 24-byte slot per row: a digest of the compared
+//! fields and where the row is in the source), so ten million rows fit in a
+//! few hundred megabytes. Statement rows are streamed against it: equal
+//! digests match at once; unequal ones are compared field by field after the
+//! gateway's row is read back from its source. Totals per region, insurance
+//! type and clearing type are summed while streaming.
+//!
+//! Discrepancy classes:
+//! - `only_in_gateway` / `only_in_region`: a settlement one side has and the other lacks;
+//! - `amount_differs`: the same settlement with different amounts (which, by how much);
+//! - `state_differs`: a cancel or reversal on one side only, or a cancel on one
+//!   side that is a reversal on the other;
+//! - `field_differs`: the same settlement with a different `setl_id`,
+//!   insurance type, clearing type or regions;
+//! - `duplicate`: the same key twice on one side.
+//!
+//! A call whose outcome the gateway never learned (its answer was lost) has
+//! no amounts in the gateway's rows: it matches the region's rows without
+//! comparing amounts, and when the gateway reversed it and the region has no
+//! trace of it, nothing happened and nothing is reported.
+
+use crate::route::Routes;
+use contracts::money::Money;
+use contracts::statement::{Reader, Row, StatementError};
+use contracts::{Admdvs, Date};
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::io::{BufRead, Seek, SeekFrom};
+
+/// At most this many discrepancies are listed in full; counts stay exact.
+pub const MAX_LISTED: usize = 100_000;
+
+/// Field-by-field comparisons are done in batches of this many rows.
+const DEFERRED_BATCH: usize = 10_000;
+
+/// Why a reconciliation could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// A statement (or the gateway's rows) is malformed: nothing was used.
+    #[error("{source_name}: {error}")]
+    Malformed {
+        /// `gateway` or the region's code.
+        source_name: String,
+        /// Where and what.
+        error: StatementError,
+    },
+    /// Reading a source failed.
+    #[error("{source_name}: {error}")]
+    Io {
+        /// `gateway` or the region's code.
+        source_name: String,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// A sum left the range of money.
+    #[error("a sum is out of range")]
+    Overflow,
+}
+
+/// The configured regions: who is a party to clearing.
+#[derive(Debug, Clone)]
+pub struct Regions {
+    /// Each region's code and name, in configuration order.
+    pub list: Vec<(Admdvs, String)>,
+    routes: Routes,
+}
+
+impl Regions {
+    /// From the configured regions.
+    pub fn new(list: Vec<(Admdvs, String)>) -> Regions {
+        let routes = Routes::new(list.iter().map(|(code, _)| *code));
+        Regions { list, routes }
+    }
+
+    /// The configured region containing `code`, by longest prefix.
+    pub fn of(&self, code: Admdvs) -> Option<usize> {
+        self.routes.route(code)
+    }
+
+    /// The index of a configured region's own code.
+    pub fn index(&self, code: Admdvs) -> Option<usize> {
+        self.list.iter().position(|(c, _)| *c == code)
+    }
+}
+
+/// Which side a row comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The gateway's journal.
+    Gateway,
+    /// The region's statement.
+    Region,
+}
+
+/// A discrepancy class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// In the gateway's journal only.
+    OnlyInGateway,
+    /// In the region's statement only.
+    OnlyInRegion,
+    /// Amounts differ.
+    AmountDiffers,
+    /// Cancelled or reversed on one side only, or differently.
+    StateDiffers,
+    /// Ids, codes or regions differ.
+    FieldDiffers,
+    /// The same row twice on one side.
+    Duplicate,
+}
+
+impl Class {
+    /// Every class, in report order.
+    pub const ALL: [Class; 6] = [
+        Class::OnlyInGateway,
+        Class::OnlyInRegion,
+        Class::AmountDiffers,
+        Class::StateDiffers,
+        Class::FieldDiffers,
+        Class::Duplicate,
+    ];
+
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::OnlyInGateway => "only_in_gateway",
+            Class::OnlyInRegion => "only_in_region",
+            Class::AmountDiffers => "amount_differs",
+            Class::StateDiffers => "state_differs",
+            Class::FieldDiffers => "field_differs",
+            Class::Duplicate => "duplicate",
+        }
+    }
+
+    /// The Chinese name, for officers' downloads.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Class::OnlyInGateway => "网关有、地区无",
+            Class::OnlyInRegion => "地区有、网关无",
+            Class::AmountDiffers => "金额不符",
+            Class::StateDiffers => "状态不符",
+            Class::FieldDiffers => "字段不符",
+            Class::Duplicate => "重复",
+        }
+    }
+}
+
+/// One field that differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDiff {
+    /// The column.
+    pub field: &'static str,
+    /// The gateway's value (empty when absent).
+    pub gateway: String,
+    /// The region's value.
+    pub region: String,
+    /// For amounts: region minus gateway.
+    pub difference: Option<Money>,
+}
+
+/// One discrepancy, with both sides' rows where they exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discrepancy {
+    /// Its class.
+    pub class: Class,
+    /// The configured region whose statement it concerns.
+    pub region: Admdvs,
+    /// For a duplicate: the side with two rows.
+    pub side: Option<Side>,
+    /// The gateway's row.
+    pub gateway: Option<Row>,
+    /// The region's row.
+    pub statement: Option<Row>,
+    /// The fields that differ (amount_differs, state_differs, field_differs).
+    pub fields: Vec<FieldDiff>,
+}
+
+impl Discrepancy {
+    /// The row to show: the region's if any, else the gateway's.
+    pub fn row(&self) -> Option<&Row> {
+        self.statement.as_ref().or(self.gateway.as_ref())
+    }
+
+    /// A one-line explanation for officers.
+    pub fn detail(&self) -> String {
+        match self.class {
+            Class::OnlyInGateway => {
+                "journalled by the gateway, missing from the region's statement".into()
+            }
+            Class::OnlyInRegion => {
+                "in the region's statement, never journalled by the gateway".into()
+            }
+            Class::Duplicate => format!(
+                "the same {} twice in the {}",
+                self.row().map_or("row", |r| r.state.as_str()),
+                match self.side {
+                    Some(Side::Gateway) => "gateway's journal",
+                    _ => "region's statement",
+                }
+            ),
+            Class::StateDiffers if self.fields.is_empty() => {
+                let (which, row) = match (&self.gateway, &self.statement) {
+                    (Some(row), None) => ("gateway", row),
+                    (None, Some(row)) => ("region", row),
+                    _ => return "states differ".into(),
+                };
+                format!("{} on the {which}'s side only", row.state)
+            }
+            _ => self
+                .fields
+                .iter()
+                .map(|f| match f.difference {
+                    Some(d) => format!(
+                        "{}: gateway {} region {} (difference {})",
+                        f.field,
+                        f.gateway,
+                        f.region,
+                        d.to_yuan_string()
+                    ),
+                    None => format!("{}: gateway {:?} region {:?}", f.field, f.gateway, f.region),
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    }
+}
+
+/// Counts and sums of one group of rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    /// Rows.
+    pub count: u64,
+    /// Rows without amounts (outcomes the gateway never learned).
+    pub unknown: u64,
+    /// Total medical fees.
+    pub medfee_sumamt: Money,
+    /// The funds' share.
+    pub fund_pay_sumamt: Money,
+    /// Paid from the personal account.
+    pub acct_pay: Money,
+    /// Paid in cash.
+    pub psn_cash_pay: Money,
+}
+
+impl Sums {
+    fn add(&mut self, row: &Row) -> Result<(), ReconcileError> {
+        self.count += 1;
+        if row.medfee_sumamt.is_none() && row.fund_pay_sumamt.is_none() {
+            self.unknown += 1;
+        }
+        let add = |into: &mut Money, value: Option<Money>| -> Result<(), ReconcileError> {
+            *into = into
+                .checked_add(value.unwrap_or_default())
+                .ok_or(ReconcileError::Overflow)?;
+            Ok(())
+        };
+        add(&mut self.medfee_sumamt, row.medfee_sumamt)?;
+        add(&mut self.fund_pay_sumamt, row.fund_pay_sumamt)?;
+        add(&mut self.acct_pay, row.acct_pay)?;
+        add(&mut self.psn_cash_pay, row.psn_cash_pay)
+    }
+
+    /// Equal counts and sums (rows of unknown outcome aside).
+    pub fn agrees(&self, other: &Sums) -> bool {
+        self.count == other.count
+            && self.medfee_sumamt == other.medfee_sumamt
+            && self.fund_pay_sumamt == other.fund_pay_sumamt
+            && self.acct_pay == other.acct_pay
+            && self.psn_cash_pay == other.psn_cash_pay
+    }
+}
+
+/// The group totals are kept by (对总账): region, insurance type, clearing type.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Group {
+    /// The configured region.
+    pub region: Admdvs,
+    /// Insurance type code (empty when absent).
+    pub insutype: String,
+    /// Clearing type code (empty when absent).
+    pub clr_type: String,
+}
+
+/// What one statement was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementInfo {
+    /// The region.
+    pub region: Admdvs,
+    /// Rows read.
+    pub rows: u64,
+}
+
+/// Money owed between two regions for the day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Owed {
+    /// Settlements, cancels and reversals counted.
+    pub count: u64,
+    /// The funds' share.
+    pub fund_pay_sumamt: Money,
+    /// The personal-account share.
+    pub acct_pay: Money,
+}
+
+impl Owed {
+    /// What is owed: funds and personal account.
+    pub fn total(&self) -> Option<Money> {
+        self.fund_pay_sumamt.checked_add(self.acct_pay)
+    }
+}
+
+/// The result of reconciling a day.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The day.
+    pub day: Option<Date>,
+    /// Rows of the gateway's journal.
+    pub gateway_rows: u64,
+    /// The statements reconciled.
+    pub statements: Vec<StatementInfo>,
+    /// Totals per group and side.
+    pub totals: BTreeMap<Group, (Sums, Sums)>,
+    /// Discrepancies listed (at most [`MAX_LISTED`]).
+    pub discrepancies: Vec<Discrepancy>,
+    /// Discrepancies per class (exact, also beyond [`MAX_LISTED`]).
+    pub counts: BTreeMap<Class, u64>,
+    /// What each insured region owes each treatment region (by index into the regions).
+    pub owed: BTreeMap<(usize, usize), Owed>,
+}
+
+impl Outcome {
+    /// `true` when no discrepancy was found and every region's totals agree.
+    pub fn all_matched(&self) -> bool {
+        self.counts.values().all(|&n| n == 0) && self.totals.values().all(|(g, r)| g.agrees(r))
+    }
+
+    fn note(&mut self, discrepancy: Discrepancy) {
+        *self.counts.entry(discrepancy.class).or_default() += 1;
+        if self.discrepancies.len() < MAX_LISTED {
+            self.discrepancies.push(discrepancy);
+        }
+    }
+}
+
+/// Flags kept in a slot.
+const MATCHED: u8 = 1;
+const REGION_SEEN: u8 = 2;
+
+/// What the index keeps of one gateway row.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Digest of the compared fields the gateway has.
+    digest: u64,
+    /// Where the row starts in the gateway's source.
+    offset: u64,
+    /// Which compared fields the gateway has (bit per field of [`compared`]).
+    mask: u16,
+    flags: u8,
+    region: u8,
+}
+
+/// A fixed-key hasher: reconciliation must be deterministic and need not
+/// resist crafted collisions across runs (a collision only costs a
+/// field-by-field comparison, which is exact).
+#[derive(Clone, Copy, Default)]
+struct Fixed;
+
+impl BuildHasher for Fixed {
+    type Hasher = std::collections::hash_map::DefaultHasher;
+    fn build_hasher(&self) -> Self::Hasher {
+        std::collections::hash_map::DefaultHasher::new()
+    }
+}
+
+/// A row's key: institution, settling msgid, settle or undo.
+fn key(row: &Row, undo: bool) -> u64 {
+    let mut h = Fixed.build_hasher();
+    row.fixmedins_code.hash(&mut h);
+    row.settling_msgid().unwrap_or_default().hash(&mut h);
+    undo.hash(&mut h);
+    h.finish()
+}
+
+/// The compared fields as text, in a fixed order; `None` when absent.
+fn compared(row: &Row) -> [(&'static str, Option<String>); 9] {
+    let money = |m: Option<Money>| m.map(Money::to_yuan_string);
+    [
+        ("state", Some(row.state.as_str().to_owned())),
+        ("setl_id", row.setl_id.clone()),
+        ("insuplc_admdvs", Some(row.insuplc_admdvs.to_string())),
+        ("insutype", row.insutype.clone()),
+        ("clr_type", row.clr_type.clone()),
+        ("medfee_sumamt", money(row.medfee_sumamt)),
+        ("fund_pay_sumamt", money(row.fund_pay_sumamt)),
+        ("acct_pay", money(row.acct_pay)),
+        ("psn_cash_pay", money(row.psn_cash_pay)),
+    ]
+}
+
+/// The presence mask and digest of a row's compared fields; with `within`,
+/// only the fields in that mask (a gateway's mask, for a region's row).
+fn digest(row: &Row, within: Option<u16>) -> (u16, u64) {
+    let mut h = Fixed.build_hasher();
+    let mut mask = 0u16;
+    for (i, (_, value)) in compared(row).iter().enumerate() {
+        let bit = 1u16 << i;
+        if within.is_some_and(|m| m & bit == 0) {
+            continue;
+        }
+        if let Some(value) = value {
+            mask |= bit;
+            i.hash(&mut h);
+            value.hash(&mut h);
+        }
+    }
+    (mask, h.finish())
+}
+
+/// Field by field, skipping fields absent on either side.
+fn differences(gateway: &Row, region: &Row) -> Vec<FieldDiff> {
+    let amounts_g = gateway.amounts();
+    let amounts_r = region.amounts();
+    compared(gateway)
+        .into_iter()
+        .zip(compared(region))
+        .filter_map(|((field, g), (_, r))| match (g, r) {
+            (Some(g), Some(r)) if g != r => {
+                let difference = amounts_g
+                    .iter()
+                    .zip(amounts_r.iter())
+                    .find(|((name, _), _)| *name == field)
+                    .and_then(|((_, a), (_, b))| (*b)?.checked_sub((*a)?));
+                Some(FieldDiff {
+                    field,
+                    gateway: g,
+                    region: r,
+                    difference,
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn class_of(fields: &[FieldDiff]) -> Class {
+    if fields.iter().any(|f| f.field == "state") {
+        Class::StateDiffers
+    } else if fields.iter().all(|f| f.difference.is_some()) {
+        Class::AmountDiffers
+    } else {
+        Class::FieldDiffers
+    }
+}
+
+/// The gateway's rows: read once, read back by offset for comparisons.
+pub trait GatewaySource: BufRead + Seek {}
+impl<T: BufRead + Seek> GatewaySource for T {}
+
+/// Reconciles `day`: the gateway's rows (a statement-form source, e.g. a
+/// `ledger export`) against each region's statement. A region without a
+/// statement is not reconciled (its rows still count for clearing). Every
+/// source is read in full before anything is reported: a malformed one fails
+/// the whole run.
+pub fn reconcile<G: GatewaySource, S: BufRead>(
+    day: Date,
+    regions: &Regions,
+    mut gateway: G,
+    statements: Vec<(Admdvs, S)>,
+) -> Result<Outcome, ReconcileError> {
+    let mut outcome = Outcome {
+        day: Some(day),
+        ..Default::default()
+    };
+    let gateway_name = || "gateway".to_owned();
+    let malformed = |name: String| {
+        move |error| ReconcileError::Malformed {
+            source_name: name,
+            error,
+        }
+    };
+
+    // Index the gateway's rows.
+    let start = gateway
+        .stream_position()
+        .map_err(|error| ReconcileError::Io {
+            source_name: gateway_name(),
+            error,
+        })?;
+    let mut index: HashMap<u64, Slot, Fixed> = HashMap::with_hasher(Fixed);
+    {
+        let mut reader = Reader::new(&mut gateway).map_err(malformed(gateway_name()))?;
+        loop {
+            let row = match reader.next_row() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(error) => return Err(malformed(gateway_name())(error)),
+            };
+            let line = reader.line();
+            check_day(&row, day, line).map_err(malformed(gateway_name()))?;
+            let region = regions.of(row.insuplc_admdvs).ok_or_else(|| {
+                malformed(gateway_name())(StatementError {
+                    line,
+                    column: 6,
+                    field: Some("insuplc_admdvs"),
+                    message: format!("{} is in no configured region", row.insuplc_admdvs),
+                })
+            })?;
+            outcome.gateway_rows += 1;
+            let group = group_of(&row, regions.list[region].0);
+            outcome.totals.entry(group).or_default().0.add(&row)?;
+            add_owed(&mut outcome, regions, region, &row)?;
+            let undo = row.state.is_undo();
+            let (mask, digest) = digest(&row, None);
+            let offset = reader.row_offset();
+            match index.entry(key(&row, undo)) {
+                MapEntry::Occupied(_) => outcome.note(Discrepancy {
+                    class: Class::Duplicate,
+                    region: regions.list[region].0,
+                    side: Some(Side::Gateway),
+                    gateway: Some(row),
+                    statement: None,
+                    fields: Vec::new(),
+                }),
+                MapEntry::Vacant(vacant) => {
+                    vacant.insert(Slot {
+                        digest,
+                        offset,
+                        mask,
+                        flags: 0,
+                        region: u8::try_from(region).unwrap_or(u8::MAX),
+                    });
+                }
+            }
+        }
+    }
+    let mut rereader = Rereader::new(gateway, start)?;
+
+    // Stream each statement against the index.
+    for (code, input) in statements {
+        let name = code.to_string();
+        let Some(own) = regions.index(code) else {
+            return Err(malformed(name)(StatementError {
+                line: 0,
+                column: 0,
+                field: None,
+                message: format!("{code} is not a configured region"),
+            }));
+        };
+        let mut reader = Reader::new(input).map_err(malformed(name.clone()))?;
+        let mut rows = 0u64;
+        let mut only_in_region: HashSet<u64, Fixed> = HashSet::with_hasher(Fixed);
+        let mut deferred: Vec<(u64, Row)> = Vec::new();
+        loop {
+            let row = match reader.next_row() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(error) => return Err(malformed(name)(error)),
+            };
+            let line = reader.line();
+            check_day(&row, day, line).map_err(malformed(name.clone()))?;
+            if regions.of(row.insuplc_admdvs) != Some(own) {
+                return Err(malformed(name)(StatementError {
+                    line,
+                    column: 6,
+                    field: Some("insuplc_admdvs"),
+                    message: format!("{} is not insured in {code}", row.insuplc_admdvs),
+                }));
+            }
+            rows += 1;
+            outcome
+                .totals
+                .entry(group_of(&row, code))
+                .or_default()
+                .1
+                .add(&row)?;
+            let k = key(&row, row.state.is_undo());
+            match index.get_mut(&k) {
+                Some(slot) if slot.flags & REGION_SEEN != 0 => outcome.note(Discrepancy {
+                    class: Class::Duplicate,
+                    region: code,
+                    side: Some(Side::Region),
+                    gateway: None,
+                    statement: Some(row),
+                    fields: Vec::new(),
+                }),
+                Some(slot) => {
+                    slot.flags |= REGION_SEEN | MATCHED;
+                    if digest(&row, Some(slot.mask)) != (slot.mask, slot.digest) {
+                        deferred.push((slot.offset, row));
+                        if deferred.len() >= DEFERRED_BATCH {
+                            compare_deferred(&mut outcome, &mut rereader, code, &mut deferred)?;
+                        }
+                    }
+                }
+                None if !only_in_region.insert(k) => outcome.note(Discrepancy {
+                    class: Class::Duplicate,
+                    region: code,
+                    side: Some(Side::Region),
+                    gateway: None,
+                    statement: Some(row),
+                    fields: Vec::new(),
+                }),
+                None => {
+                    let class = if row.state.is_undo() {
+                        Class::StateDiffers
+                    } else {
+                        Class::OnlyInRegion
+                    };
+                    outcome.note(Discrepancy {
+                        class,
+                        region: code,
+                        side: None,
+                        gateway: None,
+                        statement: Some(row),
+                        fields: Vec::new(),
+                    });
+                }
+            }
+        }
+        compare_deferred(&mut outcome, &mut rereader, code, &mut deferred)?;
+        outcome
+            .statements
+            .push(StatementInfo { region: code, rows });
+    }
+
+    // What the gateway has and no statement matched.
+    let reconciled: HashSet<usize> = outcome
+        .statements
+        .iter()
+        .filter_map(|s| regions.index(s.region))
+        .collect();
+    let mut unmatched: Vec<(u64, u8)> = index
+        .values()
+        .filter(|slot| slot.flags & MATCHED == 0)
+        .filter(|slot| reconciled.contains(&usize::from(slot.region)))
+        .map(|slot| (slot.offset, slot.region))
+        .collect();
+    unmatched.sort_unstable();
+    for (offset, region) in unmatched {
+        let row = rereader.read(offset)?;
+        let undo = row.state.is_undo();
+        if row.medfee_sumamt.is_none() && row.fund_pay_sumamt.is_none() {
+            // An outcome the gateway never learned. If it reversed it and the
+            // region has no trace of either half, nothing happened.
+            let partner = index.get(&key(&row, !undo));
+            let untraced = partner.is_some_and(|p| p.flags & MATCHED == 0);
+            if untraced || (undo && partner.is_none()) {
+                continue;
+            }
+        }
+        let class = if undo {
+            Class::StateDiffers
+        } else {
+            Class::OnlyInGateway
+        };
+        outcome.note(Discrepancy {
+            class,
+            region: regions.list[usize::from(region)].0,
+            side: None,
+            gateway: Some(row),
+            statement: None,
+            fields: Vec::new(),
+        });
+    }
+    outcome
+        .discrepancies
+        .sort_by_cached_key(|d| (d.region, d.class, sort_key(d)));
+    Ok(outcome)
+}
+
+fn sort_key(d: &Discrepancy) -> (String, String) {
+    d.row().map_or_else(Default::default, |r| {
+        (r.setl_time.to_string(), r.msgid.clone().unwrap_or_default())
+    })
+}
+
+fn check_day(row: &Row, day: Date, line: u64) -> Result<(), StatementError> {
+    if row.setl_time.date() == day {
+        Ok(())
+    } else {
+        Err(StatementError {
+            line,
+            column: 11,
+            field: Some("setl_time"),
+            message: format!(
+                "setl_time {} is not on the clearing day {day}",
+                row.setl_time
+            ),
+        })
+    }
+}
+
+fn group_of(row: &Row, region: Admdvs) -> Group {
+    Group {
+        region,
+        insutype: row.insutype.clone().unwrap_or_default(),
+        clr_type: row.clr_type.clone().unwrap_or_default(),
+    }
+}
+
+fn add_owed(
+    outcome: &mut Outcome,
+    regions: &Regions,
+    insured: usize,
+    row: &Row,
+) -> Result<(), ReconcileError> {
+    let Some(treatment) = regions.of(row.mdtrtarea_admvs) else {
+        return Ok(());
+    };
+    if treatment == insured {
+        return Ok(());
+    }
+    let owed = outcome.owed.entry((insured, treatment)).or_default();
+    owed.count += 1;
+    owed.fund_pay_sumamt = owed
+        .fund_pay_sumamt
+        .checked_add(row.fund_pay_sumamt.unwrap_or_default())
+        .ok_or(ReconcileError::Overflow)?;
+    owed.acct_pay = owed
+        .acct_pay
+        .checked_add(row.acct_pay.unwrap_or_default())
+        .ok_or(ReconcileError::Overflow)?;
+    Ok(())
+}
+
+fn compare_deferred<G: GatewaySource>(
+    outcome: &mut Outcome,
+    rereader: &mut Rereader<G>,
+    region: Admdvs,
+    deferred: &mut Vec<(u64, Row)>,
+) -> Result<(), ReconcileError> {
+    deferred.sort_unstable_by_key(|(offset, _)| *offset);
+    for (offset, statement) in deferred.drain(..) {
+        let gateway = rereader.read(offset)?;
+        let fields = differences(&gateway, &statement);
+        if fields.is_empty() {
+            continue;
+        }
+        outcome.note(Discrepancy {
+            class: class_of(&fields),
+            region,
+            side: None,
+            gateway: Some(gateway),
+            statement: Some(statement),
+            fields,
+        });
+    }
+    Ok(())
+}
+
+/// Reads single gateway rows back by offset.
+struct Rereader<G> {
+    source: G,
+    start: u64,
+    header: String,
+}
+
+fn gateway_io(error: std::io::Error) -> ReconcileError {
+    ReconcileError::Io {
+        source_name: "gateway".into(),
+        error,
+    }
+}
+
+impl<G: GatewaySource> Rereader<G> {
+    fn new(mut source: G, start: u64) -> Result<Rereader<G>, ReconcileError> {
+        source.seek(SeekFrom::Start(start)).map_err(gateway_io)?;
+        let mut header = String::new();
+        source.read_line(&mut header).map_err(gateway_io)?;
+        Ok(Rereader {
+            source,
+            start,
+            header,
+        })
+    }
+
+    fn read(&mut self, offset: u64) -> Result<Row, ReconcileError> {
+        self.source
+            .seek(SeekFrom::Start(self.start + offset))
+            .map_err(gateway_io)?;
+        let mut text = self.header.clone();
+        self.source.read_line(&mut text).map_err(gateway_io)?;
+        let malformed = |error| ReconcileError::Malformed {
+            source_name: "gateway".into(),
+            error,
+        };
+        match Reader::new(text.as_bytes()).map_err(malformed)?.next_row() {
+            Ok(Some(row)) => Ok(row),
+            Ok(None) => Err(gateway_io(std::io::Error::other(
+                "a row vanished from the gateway's source",
+            ))),
+            Err(error) => Err(malformed(error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use contracts::statement::{RowState, Writer};
+    use contracts::DateTime;
+    use std::io::Cursor;
+
+    fn regions() -> Regions {
+        Regions::new(
+            [("110000", "北京"), ("120000", "天津"), ("130000", "河北")]
+                .into_iter()
+                .map(|(c, n)| (Admdvs::parse(c).unwrap(), n.to_owned()))
+                .collect(),
+        )
+    }
+
+    fn day() -> Date {
+        Date::parse("2026-11-26").unwrap()
+    }
+
+    /// A settlement of `fen` (fund 60%, account 10%, cash the rest) by a
+    /// Beijing hospital for a person insured in `insured`.
+    fn settled(n: u32, insured: &str, fen: i64) -> Row {
+        let fund = fen * 6 / 10;
+        let acct = fen / 10;
+        Row {
+            setl_id: Some(format!("S{n}")),
+            msgid: Some(format!("M{n}")),
+            omsgid: None,
+            mdtrt_id: Some(format!("D{n}")),
+            fixmedins_code: "H11000000001".into(),
+            insuplc_admdvs: Admdvs::parse(insured).unwrap(),
+            mdtrtarea_admvs: Admdvs::parse("110000").unwrap(),
+            insutype: Some("310".into()),
+            med_type: Some("11".into()),
+            clr_type: Some("11".into()),
+            setl_time: DateTime::parse(&format!("2026-11-26 09:{:02}:00", n % 60)).unwrap(),
+            medfee_sumamt: Money::from_fen(fen),
+            fund_pay_sumamt: Money::from_fen(fund),
+            acct_pay: Money::from_fen(acct),
+            psn_cash_pay: Money::from_fen(fen - fund - acct),
+            state: RowState::Settled,
+        }
+    }
+
+    fn undo(of: &Row, state: RowState, n: u32) -> Row {
+        let neg = |m: Option<Money>| m.map(Money::negated);
+        Row {
+            msgid: Some(format!("C{n}")),
+            omsgid: of.msgid.clone(),
+            setl_time: DateTime::parse("2026-11-26 15:00:00").unwrap(),
+            medfee_sumamt: neg(of.medfee_sumamt),
+            fund_pay_sumamt: neg(of.fund_pay_sumamt),
+            acct_pay: neg(of.acct_pay),
+            psn_cash_pay: neg(of.psn_cash_pay),
+            state,
+            ..of.clone()
+        }
+    }
+
+    fn unknown(mut row: Row) -> Row {
+        row.setl_id = None;
+        row.medfee_sumamt = None;
+        row.fund_pay_sumamt = None;
+        row.acct_pay = None;
+        row.psn_cash_pay = None;
+        row
+    }
+
+    fn csv(rows: &[Row]) -> Vec<u8> {
+        let mut w = Writer::new(Vec::new()).unwrap();
+        for r in rows {
+            w.write(r).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    fn run(gateway: &[Row], statements: &[(&str, Vec<Row>)]) -> Outcome {
+        reconcile(
+            day(),
+            &regions(),
+            Cursor::new(csv(gateway)),
+            statements
+                .iter()
+                .map(|(code, rows)| (Admdvs::parse(code).unwrap(), Cursor::new(csv(rows))))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn classes(outcome: &Outcome) -> Vec<(Class, Option<String>)> {
+        outcome
+            .discrepancies
+            .iter()
+            .map(|d| (d.class, d.row().and_then(|r| r.msgid.clone())))
+            .collect()
+    }
+
+    #[test]
+    fn identical_sides_match() {
+        let a = settled(1, "130100", 10_000);
+        let b = settled(2, "120000", 25_050);
+        let c = undo(&a, RowState::Cancelled, 3);
+        let he = vec![a.clone(), c.clone()];
+        let tj = vec![b.clone()];
+        let outcome = run(
+            &[a, b, c],
+            &[("130000", he), ("120000", tj), ("110000", vec![])],
+        );
+        assert!(outcome.all_matched(), "{:?}", outcome.discrepancies);
+        assert_eq!(outcome.gateway_rows, 3);
+        // Hebei's cancel nets out; Tianjin owes Beijing the fund and account shares.
+        let owed = &outcome.owed;
+        assert_eq!(owed[&(2, 0)].total(), Money::from_fen(0));
+        assert_eq!(owed[&(1, 0)].total(), Money::from_fen(15_030 + 2_505));
+    }
+
+    #[test]
+    fn every_class_is_found() {
+        let only_gateway = settled(1, "130100", 1_000);
+        let only_region = settled(2, "130100", 2_000);
+        let amount = settled(3, "130100", 3_000);
+        let mut amount_region = amount.clone();
+        amount_region.fund_pay_sumamt = Money::from_fen(1_801);
+        amount_region.psn_cash_pay = Money::from_fen(899);
+        let cancelled = settled(4, "130100", 4_000);
+        let cancel = undo(&cancelled, RowState::Cancelled, 40);
+        let reversed_there = undo(&cancelled, RowState::Reversed, 40);
+        let undone_here_only = settled(5, "130100", 5_000);
+        let undo_here_only = undo(&undone_here_only, RowState::Cancelled, 50);
+        let field = settled(6, "130100", 6_000);
+        let mut field_region = field.clone();
+        field_region.setl_id = Some("S6-other".into());
+        let dup = settled(7, "130100", 7_000);
+        let gateway = vec![
+            only_gateway,
+            amount.clone(),
+            cancelled.clone(),
+            cancel,
+            undone_here_only.clone(),
+            undo_here_only,
+            field,
+            dup.clone(),
+        ];
+        let region = vec![
+            only_region,
+            amount_region,
+            cancelled,
+            reversed_there,
+            undone_here_only,
+            field_region,
+            dup.clone(),
+            dup,
+        ];
+        let outcome = run(&gateway, &[("130000", region)]);
+        let mut found = classes(&outcome);
+        found.sort();
+        let m = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            found,
+            vec![
+                (Class::OnlyInGateway, m("M1")),
+                (Class::OnlyInRegion, m("M2")),
+                (Class::AmountDiffers, m("M3")),
+                (Class::StateDiffers, m("C40")),
+                (Class::StateDiffers, m("C50")),
+                (Class::FieldDiffers, m("M6")),
+                (Class::Duplicate, m("M7")),
+            ]
+        );
+        let amount = outcome
+            .discrepancies
+            .iter()
+            .find(|d| d.class == Class::AmountDiffers)
+            .unwrap();
+        let fields: Vec<(&str, Option<i64>)> = amount
+            .fields
+            .iter()
+            .map(|f| (f.field, f.difference.map(Money::fen)))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![("fund_pay_sumamt", Some(1)), ("psn_cash_pay", Some(-1))]
+        );
+        assert!(!outcome.all_matched());
+        // Totals disagree for Hebei's group.
+        let (g, r) = outcome.totals.values().next().unwrap();
+        assert!(!g.agrees(r));
+    }
+
+    #[test]
+    fn lost_answers_match_without_amounts() {
+        // The platform committed, the answer was lost, the gateway reversed it.
+        let committed = settled(1, "120000", 9_900);
+        let reversal = undo(&committed, RowState::Reversed, 9);
+        let gateway_settle = unknown(committed.clone());
+        let mut gateway_reversal = unknown(reversal.clone());
+        gateway_reversal.msgid = None;
+        // The platform never committed the other one: no trace there.
+        let never = unknown(settled(2, "120000", 1_000));
+        let mut never_reversal = unknown(undo(&settled(2, "120000", 1_000), RowState::Reversed, 8));
+        never_reversal.msgid = None;
+        let outcome = run(
+            &[gateway_settle, gateway_reversal, never, never_reversal],
+            &[("120000", vec![committed, reversal])],
+        );
+        assert!(
+            outcome.discrepancies.is_empty(),
+            "{:?}",
+            outcome.discrepancies
+        );
+    }
+
+    #[test]
+    fn a_reversal_the_region_missed_is_a_state_difference() {
+        let committed = settled(1, "120000", 9_900);
+        let gateway = [
+            unknown(committed.clone()),
+            unknown(undo(&committed, RowState::Reversed, 9)),
+        ];
+        let outcome = run(&gateway, &[("120000", vec![committed])]);
+        assert_eq!(
+            classes(&outcome),
+            vec![(Class::StateDiffers, Some("C9".into()))]
+        );
+    }
+
+    #[test]
+    fn regions_without_statements_are_not_reconciled_but_cleared() {
+        let a = settled(1, "130100", 10_000);
+        let outcome = run(&[a], &[]);
+        assert!(outcome.discrepancies.is_empty());
+        assert_eq!(outcome.owed[&(2, 0)].total(), Money::from_fen(7_000));
+    }
+
+    #[test]
+    fn foreign_rows_and_other_days_are_refused_with_line_and_column() {
+        let a = settled(1, "130100", 10_000);
+        let mut other_day = settled(2, "130100", 1);
+        other_day.setl_time = DateTime::parse("2026-11-27 00:00:00").unwrap();
+        let error = reconcile(
+            day(),
+            &regions(),
+            Cursor::new(csv(std::slice::from_ref(&a))),
+            vec![(
+                Admdvs::parse("130000").unwrap(),
+                Cursor::new(csv(&[a.clone(), other_day])),
+            )],
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "130000: line 3, column 11: setl_time 2026-11-27 00:00:00 is not on the clearing day 2026-11-26"
+        );
+        let error = reconcile(
+            day(),
+            &regions(),
+            Cursor::new(csv(std::slice::from_ref(&a))),
+            vec![(Admdvs::parse("120000").unwrap(), Cursor::new(csv(&[a])))],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("line 2, column 6"), "{error}");
+    }
+}
