@@ -52,11 +52,16 @@ impl Failure {
     }
 }
 
-/// A circuit breaker for one URL: open after consecutive failures, half-open
-/// (one try lets through) once the open period has passed.
+/// A circuit breaker for one URL: open after consecutive failures; once the
+/// open period has passed, half-open: exactly one call (the first to ask) may
+/// try the URL, and the breaker stays open for everyone else meanwhile. The
+/// probe's success closes it; its failure opens it for another period; a
+/// probe that never reports (its call was dropped) lets the next period's
+/// first caller probe again.
 #[derive(Debug, Default)]
 pub struct Breaker {
     failures: AtomicU32,
+    /// 0 while closed; otherwise when the open period ends (ms since the epoch).
     open_until_ms: AtomicU64,
 }
 
@@ -65,25 +70,45 @@ impl Breaker {
         epoch.elapsed().as_millis() as u64
     }
 
-    /// Whether a call may go to this URL now.
+    /// Whether a call may go to this URL now. While half-open this takes the
+    /// one probe: it answers `true` to a single caller.
     pub fn allows(&self, epoch: Instant) -> bool {
-        Self::now_ms(epoch) >= self.open_until_ms.load(Ordering::Relaxed)
+        let until = self.open_until_ms.load(Ordering::Acquire);
+        if until == 0 {
+            return true;
+        }
+        let now = Self::now_ms(epoch);
+        if now < until {
+            return false;
+        }
+        // Half-open: whoever moves the deadline on is the probe.
+        self.open_until_ms
+            .compare_exchange(
+                until,
+                now + BREAKER_OPEN_MS,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
     }
 
-    /// Whether it is open now.
+    /// Whether it is open now (a half-open breaker whose probe is in flight
+    /// counts as open). Takes no probe.
     pub fn is_open(&self, epoch: Instant) -> bool {
-        !self.allows(epoch)
+        let until = self.open_until_ms.load(Ordering::Acquire);
+        until != 0 && Self::now_ms(epoch) < until
     }
 
     fn succeeded(&self) {
         self.failures.store(0, Ordering::Relaxed);
+        self.open_until_ms.store(0, Ordering::Release);
     }
 
     fn failed(&self, epoch: Instant) {
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= BREAKER_FAILURES_MAX {
             self.open_until_ms
-                .store(Self::now_ms(epoch) + BREAKER_OPEN_MS, Ordering::Relaxed);
+                .store(Self::now_ms(epoch) + BREAKER_OPEN_MS, Ordering::Release);
         }
     }
 }
@@ -217,5 +242,38 @@ impl Upstreams {
             };
         }
         Err(Failure::Unreachable)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_open_lets_exactly_one_probe_through() {
+        let start = Instant::now();
+        // An epoch further back is a clock further on.
+        let after = |ms: u64| start.checked_sub(Duration::from_millis(ms)).unwrap();
+        let breaker = Breaker::default();
+        assert!(breaker.allows(start) && !breaker.is_open(start));
+        for _ in 0..BREAKER_FAILURES_MAX {
+            breaker.failed(start);
+        }
+        assert!(breaker.is_open(start) && !breaker.allows(start));
+        // The open period is over: one probe, nobody else.
+        let later = after(BREAKER_OPEN_MS + 100);
+        assert!(!breaker.is_open(later));
+        assert!(breaker.allows(later));
+        assert!(!breaker.allows(later) && !breaker.allows(later));
+        assert!(breaker.is_open(later));
+        // The probe fails: open for another period.
+        breaker.failed(later);
+        assert!(!breaker.allows(after(BREAKER_OPEN_MS + 200)));
+        // The next probe succeeds: closed, for everyone.
+        let again = after(2 * BREAKER_OPEN_MS + 300);
+        assert!(breaker.allows(again));
+        breaker.succeeded();
+        assert!(breaker.allows(again) && breaker.allows(again) && !breaker.is_open(again));
     }
 }
