@@ -239,61 +239,169 @@ fn quote_into(line: &mut String, field: &str) {
     }
 }
 
-/// Splits one CSV line (without its line end) into fields, RFC 4180 quoting.
-fn split_line(line: &str, number: u64, fields: &mut Vec<String>) -> Result<(), StatementError> {
-    fields.clear();
-    let mut field = String::new();
+/// A row borrowed from the reader's line: what [`Reader::next_ref`] yields
+/// without allocating. [`RowRef::to_row`] makes it owned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowRef<'a> {
+    /// See [`Row::setl_id`].
+    pub setl_id: Option<&'a str>,
+    /// See [`Row::msgid`].
+    pub msgid: Option<&'a str>,
+    /// See [`Row::omsgid`].
+    pub omsgid: Option<&'a str>,
+    /// See [`Row::mdtrt_id`].
+    pub mdtrt_id: Option<&'a str>,
+    /// See [`Row::fixmedins_code`].
+    pub fixmedins_code: &'a str,
+    /// See [`Row::insuplc_admdvs`].
+    pub insuplc_admdvs: Admdvs,
+    /// See [`Row::mdtrtarea_admvs`].
+    pub mdtrtarea_admvs: Admdvs,
+    /// See [`Row::insutype`].
+    pub insutype: Option<&'a str>,
+    /// See [`Row::med_type`].
+    pub med_type: Option<&'a str>,
+    /// See [`Row::clr_type`].
+    pub clr_type: Option<&'a str>,
+    /// See [`Row::setl_time`].
+    pub setl_time: DateTime,
+    /// See [`Row::medfee_sumamt`].
+    pub medfee_sumamt: Option<Money>,
+    /// See [`Row::fund_pay_sumamt`].
+    pub fund_pay_sumamt: Option<Money>,
+    /// See [`Row::acct_pay`].
+    pub acct_pay: Option<Money>,
+    /// See [`Row::psn_cash_pay`].
+    pub psn_cash_pay: Option<Money>,
+    /// See [`Row::state`].
+    pub state: RowState,
+}
+
+impl<'a> RowRef<'a> {
+    /// The owned row.
+    pub fn to_row(&self) -> Row {
+        let own = |v: Option<&str>| v.map(str::to_owned);
+        Row {
+            setl_id: own(self.setl_id),
+            msgid: own(self.msgid),
+            omsgid: own(self.omsgid),
+            mdtrt_id: own(self.mdtrt_id),
+            fixmedins_code: self.fixmedins_code.to_owned(),
+            insuplc_admdvs: self.insuplc_admdvs,
+            mdtrtarea_admvs: self.mdtrtarea_admvs,
+            insutype: own(self.insutype),
+            med_type: own(self.med_type),
+            clr_type: own(self.clr_type),
+            setl_time: self.setl_time,
+            medfee_sumamt: self.medfee_sumamt,
+            fund_pay_sumamt: self.fund_pay_sumamt,
+            acct_pay: self.acct_pay,
+            psn_cash_pay: self.psn_cash_pay,
+            state: self.state,
+        }
+    }
+
+    /// See [`Row::settling_msgid`].
+    pub fn settling_msgid(&self) -> Option<&'a str> {
+        match self.state {
+            RowState::Settled => self.msgid,
+            _ => self.omsgid,
+        }
+    }
+}
+
+impl Row {
+    /// The row as borrowed.
+    pub fn as_ref(&self) -> RowRef<'_> {
+        RowRef {
+            setl_id: self.setl_id.as_deref(),
+            msgid: self.msgid.as_deref(),
+            omsgid: self.omsgid.as_deref(),
+            mdtrt_id: self.mdtrt_id.as_deref(),
+            fixmedins_code: &self.fixmedins_code,
+            insuplc_admdvs: self.insuplc_admdvs,
+            mdtrtarea_admvs: self.mdtrtarea_admvs,
+            insutype: self.insutype.as_deref(),
+            med_type: self.med_type.as_deref(),
+            clr_type: self.clr_type.as_deref(),
+            setl_time: self.setl_time,
+            medfee_sumamt: self.medfee_sumamt,
+            fund_pay_sumamt: self.fund_pay_sumamt,
+            acct_pay: self.acct_pay,
+            psn_cash_pay: self.psn_cash_pay,
+            state: self.state,
+        }
+    }
+}
+
+/// Splits one CSV line (without its line end) into field spans. Without a
+/// quote on the line (the common case) the spans point into the line itself
+/// and nothing is copied; otherwise RFC 4180 quoting is undone into
+/// `unquoted` and the spans point there. Returns whether they do.
+fn split_line(
+    line: &str,
+    number: u64,
+    spans: &mut Vec<(usize, usize)>,
+    unquoted: &mut String,
+) -> Result<bool, StatementError> {
+    spans.clear();
+    if !line.as_bytes().contains(&b'"') {
+        let mut start = 0;
+        for at in memchr::memchr_iter(b',', line.as_bytes()) {
+            spans.push((start, at));
+            start = at + 1;
+        }
+        spans.push((start, line.len()));
+        return Ok(false);
+    }
+    unquoted.clear();
+    let mut start = 0;
     let mut chars = line.chars().peekable();
     let mut quoted = false;
     let mut at_start = true;
+    let fail = |column: usize, message: &str| StatementError {
+        line: number,
+        column,
+        field: None,
+        message: message.into(),
+    };
     while let Some(c) = chars.next() {
         if quoted {
             if c == '"' {
                 if chars.peek() == Some(&'"') {
-                    field.push('"');
+                    unquoted.push('"');
                     chars.next();
                 } else {
                     quoted = false;
                     if !matches!(chars.peek(), None | Some(',')) {
-                        return Err(StatementError {
-                            line: number,
-                            column: fields.len() + 1,
-                            field: None,
-                            message: "text after a closing quote".into(),
-                        });
+                        return Err(fail(spans.len() + 1, "text after a closing quote"));
                     }
                 }
             } else {
-                field.push(c);
+                unquoted.push(c);
             }
         } else if c == ',' {
-            fields.push(std::mem::take(&mut field));
+            spans.push((start, unquoted.len()));
+            start = unquoted.len();
             at_start = true;
             continue;
         } else if c == '"' && at_start {
             quoted = true;
         } else if c == '"' {
-            return Err(StatementError {
-                line: number,
-                column: fields.len() + 1,
-                field: None,
-                message: "a quote inside an unquoted field".into(),
-            });
+            return Err(fail(spans.len() + 1, "a quote inside an unquoted field"));
         } else {
-            field.push(c);
+            unquoted.push(c);
         }
         at_start = false;
     }
     if quoted {
-        return Err(StatementError {
-            line: number,
-            column: fields.len() + 1,
-            field: None,
-            message: "a quoted field that does not end on its line".into(),
-        });
+        return Err(fail(
+            spans.len() + 1,
+            "a quoted field that does not end on its line",
+        ));
     }
-    fields.push(field);
-    Ok(())
+    spans.push((start, unquoted.len()));
+    Ok(true)
 }
 
 /// Reads a statement row by row. The first line must be a header naming
@@ -305,7 +413,9 @@ pub struct Reader<R: BufRead> {
     positions: [usize; 16],
     width: usize,
     buffer: Vec<u8>,
-    fields: Vec<String>,
+    spans: Vec<(usize, usize)>,
+    unquoted: String,
+    in_unquoted: bool,
     consumed: u64,
     row_offset: u64,
 }
@@ -333,7 +443,7 @@ fn read_bounded(
         if available.is_empty() {
             return Ok(!buffer.is_empty());
         }
-        let (taken, ended) = match available.iter().position(|&b| b == b'\n') {
+        let (taken, ended) = match memchr::memchr(b'\n', available) {
             Some(at) => (at + 1, true),
             None => (available.len(), false),
         };
@@ -368,11 +478,14 @@ impl<R: BufRead> Reader<R> {
         let text = std::str::from_utf8(&buffer)
             .map_err(|_| StatementError::line(1, "not UTF-8"))?
             .trim_start_matches('\u{feff}');
-        let mut header = Vec::new();
-        split_line(text, 1, &mut header)?;
+        let mut spans = Vec::new();
+        let mut unquoted = String::new();
+        let in_unquoted = split_line(text, 1, &mut spans, &mut unquoted)?;
+        let source = if in_unquoted { unquoted.as_str() } else { text };
         let mut positions = [usize::MAX; 16];
-        for (at, name) in header.iter().enumerate() {
-            if let Some(i) = COLUMNS.iter().position(|c| *c == name.trim()) {
+        for (at, &(from, to)) in spans.iter().enumerate() {
+            let name = source[from..to].trim();
+            if let Some(i) = COLUMNS.iter().position(|c| *c == name) {
                 if positions[i] != usize::MAX {
                     return Err(StatementError {
                         line: 1,
@@ -390,13 +503,16 @@ impl<R: BufRead> Reader<R> {
                 format!("the header lacks column {}", COLUMNS[i]),
             ));
         }
+        let width = spans.len();
         Ok(Reader {
             input,
             line: 1,
             positions,
-            width: header.len(),
+            width,
             buffer,
-            fields: Vec::with_capacity(header.len()),
+            spans: Vec::new(),
+            unquoted,
+            in_unquoted: false,
             consumed,
             row_offset: consumed,
         })
@@ -413,8 +529,26 @@ impl<R: BufRead> Reader<R> {
         self.row_offset
     }
 
+    /// The 1-based column of `name` in this statement's header.
+    pub fn column(&self, name: &str) -> usize {
+        COLUMNS
+            .iter()
+            .position(|c| *c == name)
+            .map_or(0, |i| self.positions[i] + 1)
+    }
+
     /// The next row; `Ok(None)` at the end. Blank lines are skipped.
     pub fn next_row(&mut self) -> Result<Option<Row>, StatementError> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        self.current().map(|row| Some(row.to_row()))
+    }
+
+    /// Moves to the next non-blank line and splits it into fields;
+    /// `Ok(false)` at the end. [`Reader::current`] then reads the row
+    /// without allocating.
+    pub fn advance(&mut self) -> Result<bool, StatementError> {
         loop {
             self.line += 1;
             let number = self.line;
@@ -425,101 +559,124 @@ impl<R: BufRead> Reader<R> {
                 number,
                 &mut self.consumed,
             )? {
-                return Ok(None);
+                return Ok(false);
             }
             if self.buffer.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             let text = std::str::from_utf8(&self.buffer)
                 .map_err(|_| StatementError::line(number, "not UTF-8"))?;
-            split_line(text, number, &mut self.fields)?;
-            if self.fields.len() != self.width {
+            self.in_unquoted = split_line(text, number, &mut self.spans, &mut self.unquoted)?;
+            if self.spans.len() != self.width {
                 return Err(StatementError::line(
                     number,
                     format!(
                         "{} fields where the header has {}",
-                        self.fields.len(),
+                        self.spans.len(),
                         self.width
                     ),
                 ));
             }
-            return self.row(number).map(Some);
+            return Ok(true);
         }
     }
 
-    fn row(&self, number: u64) -> Result<Row, StatementError> {
-        let at = |i: usize| -> (&str, usize, &'static str) {
-            let position = self.positions[i];
-            (self.fields[position].trim(), position + 1, COLUMNS[i])
+    /// The row of the line [`Reader::advance`] moved to, borrowed from the reader.
+    pub fn current(&self) -> Result<RowRef<'_>, StatementError> {
+        let number = self.line;
+        let source = if self.in_unquoted {
+            self.unquoted.as_str()
+        } else {
+            std::str::from_utf8(&self.buffer)
+                .map_err(|_| StatementError::line(number, "not UTF-8"))?
         };
-        let fail = |i: usize, message: String| {
-            let (_, column, field) = at(i);
-            StatementError {
-                line: number,
-                column,
-                field: Some(field),
-                message: format!("{field}: {message}"),
-            }
-        };
-        let optional = |i: usize| -> Result<Option<String>, StatementError> {
-            let (text, _, _) = at(i);
-            if text.chars().any(char::is_control) {
-                return Err(fail(i, "control character".into()));
-            }
-            if text.len() > 64 {
-                return Err(fail(i, "longer than 64 characters".into()));
-            }
-            Ok((!text.is_empty()).then(|| text.to_owned()))
-        };
-        let required = |i: usize| -> Result<String, StatementError> {
-            optional(i)?.ok_or_else(|| fail(i, "required".into()))
-        };
-        let region = |i: usize| -> Result<Admdvs, StatementError> {
-            Admdvs::parse(&required(i)?).map_err(|e| fail(i, e.to_string()))
-        };
-        let money = |i: usize| -> Result<Option<Money>, StatementError> {
-            match optional(i)? {
-                None => Ok(None),
-                Some(text) => Money::parse_yuan(&text)
-                    .map(Some)
-                    .map_err(|e| fail(i, format!("{e} ({text:?})"))),
-            }
-        };
-        let state_text = required(15)?;
-        let state = RowState::parse(&state_text).ok_or_else(|| {
-            fail(
-                15,
-                format!("{state_text:?} is not settled, cancelled or reversed"),
-            )
-        })?;
-        let setl_time = DateTime::parse(&required(10)?).map_err(|e| fail(10, e.to_string()))?;
-        let row = Row {
-            setl_id: optional(0)?,
-            msgid: optional(1)?,
-            omsgid: optional(2)?,
-            mdtrt_id: optional(3)?,
-            fixmedins_code: required(4)?,
-            insuplc_admdvs: region(5)?,
-            mdtrtarea_admvs: region(6)?,
-            insutype: optional(7)?,
-            med_type: optional(8)?,
-            clr_type: optional(9)?,
-            setl_time,
-            medfee_sumamt: money(11)?,
-            fund_pay_sumamt: money(12)?,
-            acct_pay: money(13)?,
-            psn_cash_pay: money(14)?,
-            state,
-        };
-        if row.settling_msgid().is_none() {
-            let (i, what) = match state {
-                RowState::Settled => (1, "a settled row needs msgid"),
-                _ => (2, "a cancelled or reversed row needs omsgid"),
-            };
-            return Err(fail(i, what.into()));
+        if self.spans.len() != self.width {
+            return Err(StatementError::line(number, "no row read"));
         }
-        Ok(row)
+        row_of(source, &self.spans, &self.positions, number)
     }
+}
+
+/// Builds and checks one row from its fields.
+fn row_of<'a>(
+    source: &'a str,
+    spans: &[(usize, usize)],
+    positions: &[usize; 16],
+    number: u64,
+) -> Result<RowRef<'a>, StatementError> {
+    let at = |i: usize| -> &'a str {
+        let (from, to) = spans[positions[i]];
+        source[from..to].trim_ascii()
+    };
+    let fail = |i: usize, message: String| StatementError {
+        line: number,
+        column: positions[i] + 1,
+        field: Some(COLUMNS[i]),
+        message: format!("{}: {message}", COLUMNS[i]),
+    };
+    let optional = |i: usize| -> Result<Option<&'a str>, StatementError> {
+        let text = at(i);
+        if text.len() > 64 {
+            return Err(fail(i, "longer than 64 characters".into()));
+        }
+        // ASCII controls by byte; C1 controls (U+0080–U+009F) only where
+        // the text is not plain ASCII.
+        let bytes = text.as_bytes();
+        if bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
+            || (!bytes.is_ascii() && text.chars().any(char::is_control))
+        {
+            return Err(fail(i, "control character".into()));
+        }
+        Ok((!text.is_empty()).then_some(text))
+    };
+    let required = |i: usize| -> Result<&'a str, StatementError> {
+        optional(i)?.ok_or_else(|| fail(i, "required".into()))
+    };
+    let region = |i: usize| -> Result<Admdvs, StatementError> {
+        Admdvs::parse(required(i)?).map_err(|e| fail(i, e.to_string()))
+    };
+    let money = |i: usize| -> Result<Option<Money>, StatementError> {
+        match optional(i)? {
+            None => Ok(None),
+            Some(text) => Money::parse_yuan(text)
+                .map(Some)
+                .map_err(|e| fail(i, format!("{e} ({text:?})"))),
+        }
+    };
+    let state_text = required(15)?;
+    let state = RowState::parse(state_text).ok_or_else(|| {
+        fail(
+            15,
+            format!("{state_text:?} is not settled, cancelled or reversed"),
+        )
+    })?;
+    let setl_time = DateTime::parse(required(10)?).map_err(|e| fail(10, e.to_string()))?;
+    let row = RowRef {
+        setl_id: optional(0)?,
+        msgid: optional(1)?,
+        omsgid: optional(2)?,
+        mdtrt_id: optional(3)?,
+        fixmedins_code: required(4)?,
+        insuplc_admdvs: region(5)?,
+        mdtrtarea_admvs: region(6)?,
+        insutype: optional(7)?,
+        med_type: optional(8)?,
+        clr_type: optional(9)?,
+        setl_time,
+        medfee_sumamt: money(11)?,
+        fund_pay_sumamt: money(12)?,
+        acct_pay: money(13)?,
+        psn_cash_pay: money(14)?,
+        state,
+    };
+    if row.settling_msgid().is_none() {
+        let (i, what) = match state {
+            RowState::Settled => (1, "a settled row needs msgid"),
+            _ => (2, "a cancelled or reversed row needs omsgid"),
+        };
+        return Err(fail(i, what.into()));
+    }
+    Ok(row)
 }
 
 impl<R: BufRead> Iterator for Reader<R> {

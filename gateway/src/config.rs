@@ -356,6 +356,16 @@ fn positive(key: &str, value: u64) -> Result<u64, ConfigError> {
 }
 
 impl Config {
+    /// The longest upstream timeout of any pace in any region: the longest a
+    /// live gateway waits for one platform call (zero without regions).
+    pub fn longest_upstream_timeout(&self) -> Duration {
+        self.regions
+            .iter()
+            .map(|r| r.timeouts.short.max(r.timeouts.medium).max(r.timeouts.long))
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
     /// Reads and validates a configuration file. Relative paths in it are
     /// relative to the file's folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -9,8 +9,64 @@
 //! connection lost after sending, an unreadable answer) is resolved by the
 //! gateway itself: a 2601 reversal naming the original msgid, repeated with
 //! back-off until the platform acknowledges it — never by re-sending the
-//! settlement. The same happens at start-up for every entry a crash left
-//! pending or unknown, before `/readyz` turns ready.
+//! settlement. Entries a crash left pending or unknown are reversed too, by
+//! start-up recovery and by a periodic sweep — but only once nothing can
+//! still be forwarding them (see *Orphans*).
+//!
+//! # Orphans
+//!
+//! Several replicas may share one ledger, so an unresolved entry in it may be
+//! a call another live gateway is forwarding right now — one that may yet be
+//! answered `200` to the hospital. Reversing it would undo a settlement the
+//! hospital was told stands. Hence recovery only ever takes **orphans**:
+//!
+//! * The **orphan age** ([`orphan_age`], computed once from the configuration
+//!   into [`Gateway::orphan_age`]) is the longest a live gateway can keep an
+//!   entry pending: its `received_at_ms` is stamped before the pending entry
+//!   is journalled (a write that gives up after [`ledger::CALL_TIMEOUT`]),
+//!   then the platform call runs (at most the longest upstream timeout of any
+//!   pace in any region, [`Config::longest_upstream_timeout`]), then the
+//!   final write (again at most [`ledger::CALL_TIMEOUT`]); plus
+//!   [`ORPHAN_MARGIN`] for scheduling and for replicas' clocks that disagree a
+//!   little (`received_at_ms` is the receiving replica's clock). With the
+//!   default timeouts: 20 s + 2 × 5 s + 5 s = 35 s.
+//! * A **pending** entry older than the orphan age is an orphan: whoever
+//!   received it has died, or gave up on it.
+//! * An **unknown** entry is always safe to reverse (its call has ended; the
+//!   hospital was told the outcome is unknown; a 2601 is idempotent and
+//!   resolving an entry to the state it already has is a no-op), but its own
+//!   gateway is reversing it: the sweep leaves it to that gateway unless it is
+//!   older than twice the orphan age and nobody has counted an attempt on it
+//!   lately.
+//!
+//! **At start-up** ([`recover`]), only entries received *before this process
+//! started* ([`Gateway::started_at_ms`]) are looked at — requests arriving
+//! during recovery are never taken by it, so the pipeline need not wait for
+//! it. Unknown ones are reversed at once; pending ones older than the orphan
+//! age at once; younger pending ones are re-read when they reach the orphan
+//! age and reversed only if still pending (otherwise their gateway answered
+//! them, and they are left alone). `/readyz` turns ready when all of that is
+//! done: after at most the orphan age, plus the reversals themselves.
+//!
+//! **The sweep** ([`sweep_forever`], every [`SWEEP_EVERY`], once start-up
+//! recovery is done) does the same for replicas that died for good: pending
+//! entries older than the orphan age and unknown ones older than twice that,
+//! in both cases only when no resolution attempt was counted on them for
+//! the orphan age plus the longest back-off (so that a live replica's
+//! reversal still retrying is left alone), at most [`SWEEP_TAKES_MAX`] per
+//! sweep. A sweep runs to its end before the next one starts; the
+//! reversals it starts run in the background.
+//!
+//! **Before every attempt** a reversal re-reads its entry: recovery's and the
+//! sweep's ([`resolve_orphan`]) stop as soon as it is no longer pending or
+//! unknown (done, refused, reversed, confirmed). After the platform
+//! acknowledges, the entry is resolved reversed; had it become done or refused
+//! meanwhile, a live call and a recovery crossed — which the orphan age rules
+//! out, so it is logged at error level (the reversal stands at the platform,
+//! so the journal says reversed). The request path's own reversal
+//! ([`resolve`]) also goes ahead over a `done` it wrote without being sure it
+//! had (its hospital was told the call is being reversed). Within one process
+//! an entry is never reversed twice at once ([`Resolving`]).
 //!
 //! # Refusals
 //!
@@ -39,6 +95,7 @@
 //! failures of the platform or of the ledger itself (5xx), which the journal
 //! entry of the settlement records where it matters. See [`journals_refusal`].
 
+use crate::config::Config;
 use crate::identity::Caller;
 use crate::metrics::RefusalJournalCounters;
 use crate::state::Gateway;
@@ -47,8 +104,9 @@ use contracts::model::reversal::{Reversal, ReversalInput};
 use contracts::record::redact;
 use contracts::{Answer, AnswerBody, DateTime, ErrorCode, Infno, Request, RequestBody};
 use ledger::{Entry, Finish, Key, NewEntry, State};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -203,10 +261,121 @@ fn reversal_for(entry: &Entry) -> Option<Request> {
     })
 }
 
+/// Added to the orphan age: scheduling, and the clocks of replicas that
+/// disagree a little (an entry's `received_at_ms` is its replica's clock).
+pub const ORPHAN_MARGIN: Duration = Duration::from_secs(5);
+/// How often the sweep looks for orphans.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// The most reversals one sweep starts; the rest wait for the next sweep.
+pub const SWEEP_TAKES_MAX: usize = 256;
+
+/// The orphan age of `config`: the longest a live gateway can keep an entry
+/// pending — the journalling write before forwarding ([`ledger::CALL_TIMEOUT`]),
+/// the longest upstream timeout of any pace in any region, the final write
+/// ([`ledger::CALL_TIMEOUT`] again) — plus [`ORPHAN_MARGIN`]. A pending entry
+/// older than that is an orphan: nothing can still be forwarding it. See the
+/// module documentation.
+pub fn orphan_age(config: &Config) -> Duration {
+    config.longest_upstream_timeout() + ledger::CALL_TIMEOUT * 2 + ORPHAN_MARGIN
+}
+
+/// A duration in milliseconds, as the ledger's times are.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Whether a 2601 can reverse the transaction `infno`.
+fn reversible(infno: &str) -> bool {
+    Infno::from_code(infno).is_some_and(|i| i.traits().reversible)
+}
+
+/// The entries this process is reversing right now, so that the request
+/// path, start-up recovery and the sweep never reverse one entry twice at
+/// once here.
+#[derive(Debug, Default)]
+pub struct Resolving(Mutex<HashSet<Key>>);
+
+impl Resolving {
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashSet<Key>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes `key`, unless this process is already reversing it.
+    fn claim(&self, key: &Key) -> Option<Claim<'_>> {
+        self.keys().insert(key.clone()).then(|| Claim {
+            resolving: self,
+            key: key.clone(),
+        })
+    }
+
+    /// Whether this process is reversing `key` right now.
+    pub fn contains(&self, key: &Key) -> bool {
+        self.keys().contains(key)
+    }
+}
+
+/// One entry being reversed; released when dropped.
+struct Claim<'a> {
+    resolving: &'a Resolving,
+    key: Key,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.resolving.keys().remove(&self.key);
+    }
+}
+
+/// Who reverses an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asker {
+    /// The request path of the call itself, which answered its hospital
+    /// "unknown" or "being reversed".
+    TheCall,
+    /// Start-up recovery or the sweep: the entry is an orphan.
+    Recovery,
+}
+
+impl Asker {
+    /// Whether an entry in `state` is still to be reversed.
+    fn still_to_reverse(self, state: State) -> bool {
+        match self {
+            // A `done` here is a final write that failed yet happened: the
+            // hospital was told the call is being reversed, so it is.
+            Asker::TheCall => matches!(state, State::Pending | State::Unknown | State::Done),
+            // Anything answered (done, refused) or resolved belongs to
+            // whoever did that; only pending and unknown are orphans' states.
+            Asker::Recovery => state.is_unresolved(),
+        }
+    }
+}
+
+fn next_pause(pause: Duration) -> Duration {
+    (pause * 2).min(Duration::from_millis(REVERSAL_BACKOFF_MS_MAX))
+}
+
 /// Reverses an entry whose outcome is unknown until its platform acknowledges,
-/// then records it reversed. Runs in the background; never re-sends the original.
+/// then records it reversed: the request path's own resolution of its call.
+/// Runs in the background; never re-sends the original. Stops, before any
+/// attempt, when the entry was meanwhile resolved (reversed, confirmed) or
+/// refused.
 pub async fn resolve(gateway: Arc<Gateway>, entry: Entry) {
+    reverse(gateway, entry, Asker::TheCall).await
+}
+
+/// Reverses an orphan (start-up recovery, the sweep) until its platform
+/// acknowledges, then records it reversed. Before every attempt the entry is
+/// re-read: once it is no longer pending or unknown, nothing is done.
+pub async fn resolve_orphan(gateway: Arc<Gateway>, entry: Entry) {
+    reverse(gateway, entry, Asker::Recovery).await
+}
+
+async fn reverse(gateway: Arc<Gateway>, entry: Entry, asker: Asker) {
     let Some(ledger) = gateway.ledger.clone() else {
+        return;
+    };
+    let Some(_claim) = gateway.resolving.claim(&entry.key) else {
+        tracing::debug!(key = %entry.key, "already being reversed by this gateway");
         return;
     };
     let Some(request) = reversal_for(&entry) else {
@@ -223,6 +392,25 @@ pub async fn resolve(gateway: Arc<Gateway>, entry: Entry) {
     let body = bytes::Bytes::from(target.region.dialect.encode_request(&request));
     let mut pause = Duration::from_millis(200);
     loop {
+        // Re-read before every attempt: the call's gateway, another replica
+        // or the hospital's own 2601 may have settled it meanwhile.
+        match ledger.get(&entry.key).await {
+            Ok(Some(current)) if asker.still_to_reverse(current.state) => {}
+            Ok(Some(current)) => {
+                tracing::info!(key = %entry.key, infno = %entry.infno, state = %current.state, "nothing to reverse: the entry is no longer unresolved");
+                return;
+            }
+            Ok(None) => {
+                tracing::error!(key = %entry.key, "the entry to reverse is not in the journal");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, key = %entry.key, "cannot re-read the entry to reverse; retrying");
+                tokio::time::sleep(pause).await;
+                pause = next_pause(pause);
+                continue;
+            }
+        }
         let attempt = ledger.note_attempt(&entry.key).await.unwrap_or(0);
         let sent = gateway
             .upstreams
@@ -243,26 +431,112 @@ pub async fn resolve(gateway: Arc<Gateway>, entry: Entry) {
                     .ok()
             })
             .is_some_and(|a| a.envelope.is_success());
-        if acknowledged {
-            match ledger.resolve(&entry.key, State::Reversed, now_ms()).await {
-                Ok(()) => {
-                    tracing::info!(infno = %entry.infno, region = %entry.region, attempt, "unknown outcome reversed")
-                }
-                Err(error) => {
-                    tracing::error!(%error, "reversal acknowledged but not recorded; will retry")
+        if !acknowledged {
+            gateway.metrics.reversal("retry");
+            tokio::time::sleep(pause).await;
+            pause = next_pause(pause);
+            continue;
+        }
+        gateway.metrics.reversal("acknowledged");
+        if asker == Asker::Recovery {
+            if let Ok(Some(current)) = ledger.get(&entry.key).await {
+                if matches!(current.state, State::Done | State::Refused) {
+                    tracing::error!(
+                        key = %entry.key,
+                        infno = %entry.infno,
+                        region = %entry.region,
+                        state = %current.state,
+                        received_at_ms = entry.received_at_ms,
+                        orphan_age_ms = millis(gateway.orphan_age),
+                        "a live call and a recovery crossed: the platform acknowledged the reversal of a call that was meanwhile answered; \
+                         this must not happen with the orphan age (check the replicas' clocks and timeouts); the journal records what the platform did: reversed"
+                    );
                 }
             }
-            gateway.metrics.reversal("acknowledged");
-            return;
         }
-        gateway.metrics.reversal("retry");
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(REVERSAL_BACKOFF_MS_MAX));
+        match ledger.resolve(&entry.key, State::Reversed, now_ms()).await {
+            Ok(()) => {
+                tracing::info!(key = %entry.key, infno = %entry.infno, region = %entry.region, attempt, "unknown outcome reversed");
+                return;
+            }
+            Err(ledger::LedgerError::Unavailable(error)) => {
+                // A 2601 is idempotent: it is sent again, and recorded then.
+                tracing::error!(%error, key = %entry.key, "reversal acknowledged but not recorded; will retry");
+                tokio::time::sleep(pause).await;
+                pause = next_pause(pause);
+            }
+            Err(error) => {
+                tracing::error!(%error, key = %entry.key, "reversal acknowledged but the journal refuses to record it; left for officers");
+                return;
+            }
+        }
     }
 }
 
-/// At start-up: every entry a crash left pending or unknown is reversed (if
-/// its transaction can be) before the gateway reports ready.
+/// What start-up recovery does with an unresolved entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AtStart {
+    /// Received after this process started: a live call, not recovery's.
+    Leave,
+    /// Reverse it now: unknown, or pending for longer than the orphan age.
+    Now,
+    /// Pending and younger than the orphan age: re-read it at this time
+    /// (Unix ms) and reverse it only if it is still pending.
+    At(i64),
+}
+
+fn at_start(entry: &Entry, started_at_ms: i64, orphan_ms: i64, now_ms: i64) -> AtStart {
+    if entry.received_at_ms >= started_at_ms {
+        return AtStart::Leave;
+    }
+    match entry.state {
+        State::Unknown => AtStart::Now,
+        State::Pending => {
+            let orphan_at = entry.received_at_ms.saturating_add(orphan_ms);
+            if orphan_at <= now_ms {
+                AtStart::Now
+            } else {
+                AtStart::At(orphan_at)
+            }
+        }
+        _ => AtStart::Leave,
+    }
+}
+
+/// Waits until a young pending entry reaches the orphan age, re-reads it, and
+/// reverses it if it is still pending; otherwise its gateway answered it.
+async fn recover_young(gateway: Arc<Gateway>, entry: Entry, orphan_at_ms: i64) {
+    let Some(ledger) = gateway.ledger.clone() else {
+        return;
+    };
+    let wait = orphan_at_ms.saturating_sub(now_ms());
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+    }
+    loop {
+        match ledger.get(&entry.key).await {
+            Ok(Some(current)) if current.state == State::Pending => {
+                tracing::warn!(key = %entry.key, infno = %entry.infno, "pending for longer than the orphan age: reversing it");
+                return resolve_orphan(gateway, current).await;
+            }
+            Ok(Some(current)) => {
+                tracing::info!(key = %entry.key, state = %current.state, "a call in flight at start-up was answered by its gateway; left alone");
+                return;
+            }
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(%error, "cannot re-read the journal to recover; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// At start-up: the entries left unresolved by calls received before this
+/// process started are reversed once they are orphans — unknown ones and
+/// pending ones older than the orphan age at once, younger pending ones when
+/// they reach it and only if still pending — before the gateway reports
+/// ready. See the module documentation.
 pub async fn recover(gateway: Arc<Gateway>) {
     let Some(ledger) = gateway.ledger.clone() else {
         gateway.recovered.store(true, Ordering::Relaxed);
@@ -277,20 +551,149 @@ pub async fn recover(gateway: Arc<Gateway>) {
             }
         }
     };
-    let mut tasks = Vec::new();
+    let orphan_ms = millis(gateway.orphan_age);
+    let (mut now, mut later) = (0usize, 0usize);
+    let mut tasks = tokio::task::JoinSet::new();
     for entry in entries {
-        let reversible = Infno::from_code(&entry.infno).is_some_and(|i| i.traits().reversible);
-        if reversible {
-            tasks.push(tokio::spawn(resolve(gateway.clone(), entry)));
-        } else {
-            tracing::warn!(infno = %entry.infno, "an unfinished call that 2601 cannot reverse; left for officers");
+        let when = at_start(&entry, gateway.started_at_ms, orphan_ms, now_ms());
+        if when == AtStart::Leave {
+            continue;
+        }
+        if !reversible(&entry.infno) {
+            tracing::warn!(key = %entry.key, infno = %entry.infno, "an unfinished call that 2601 cannot reverse; left for officers");
+            continue;
+        }
+        match when {
+            AtStart::At(orphan_at_ms) => {
+                later += 1;
+                tasks.spawn(recover_young(gateway.clone(), entry, orphan_at_ms));
+            }
+            _ => {
+                now += 1;
+                tasks.spawn(resolve_orphan(gateway.clone(), entry));
+            }
         }
     }
-    for task in tasks {
-        let _ = task.await;
+    if now + later > 0 {
+        tracing::info!(
+            now,
+            later,
+            orphan_age_ms = orphan_ms,
+            "recovering the journal: reversing what a crash left, waiting for the orphan age of calls that may still be in flight"
+        );
     }
+    while tasks.join_next().await.is_some() {}
     gateway.recovered.store(true, Ordering::Relaxed);
-    tracing::info!("journal recovered: nothing pending or unknown");
+    tracing::info!("journal recovered: nothing left pending or unknown by an earlier process");
+}
+
+/// What the sweep remembers from one run to the next: per unresolved entry,
+/// its attempt count and since when (Unix ms) it has been that; the entries
+/// already warned about.
+#[derive(Debug, Default)]
+pub struct SweepMemory {
+    attempts: HashMap<Key, (u32, i64)>,
+    warned: HashSet<Key>,
+}
+
+impl SweepMemory {
+    /// Notes `entry`'s attempt count; returns since when it has been that.
+    fn note(&mut self, entry: &Entry, now_ms: i64) -> i64 {
+        let seen = self
+            .attempts
+            .entry(entry.key.clone())
+            .or_insert((entry.attempts, now_ms));
+        if seen.0 != entry.attempts {
+            *seen = (entry.attempts, now_ms);
+        }
+        seen.1
+    }
+
+    /// Forgets the entries no longer unresolved.
+    fn keep_only(&mut self, entries: &[Entry]) {
+        let keys: HashSet<&Key> = entries.iter().map(|e| &e.key).collect();
+        self.attempts.retain(|key, _| keys.contains(key));
+        self.warned.retain(|key| keys.contains(key));
+    }
+}
+
+/// Whether the sweep takes `entry`: pending and older than the orphan age,
+/// or unknown and older than twice that — and with no resolution attempt
+/// counted on it since `attempts_unchanged_since_ms` for the orphan age plus
+/// the longest back-off (someone still counting is still reversing it).
+fn abandoned(entry: &Entry, now_ms: i64, orphan_ms: i64, attempts_unchanged_since_ms: i64) -> bool {
+    let age = now_ms.saturating_sub(entry.received_at_ms);
+    let old_enough = match entry.state {
+        State::Pending => age >= orphan_ms,
+        State::Unknown => age >= orphan_ms.saturating_mul(2),
+        _ => false,
+    };
+    let quiet_ms = orphan_ms.saturating_add(REVERSAL_BACKOFF_MS_MAX as i64);
+    let quiet =
+        entry.attempts == 0 || now_ms.saturating_sub(attempts_unchanged_since_ms) >= quiet_ms;
+    old_enough && quiet
+}
+
+/// One sweep: reverses the orphans of replicas that died (see the module
+/// documentation) in the background, at most [`SWEEP_TAKES_MAX`]; returns
+/// how many it took.
+pub async fn sweep(gateway: &Arc<Gateway>, memory: &mut SweepMemory) -> usize {
+    let Some(ledger) = gateway.ledger.as_ref() else {
+        return 0;
+    };
+    let entries = match tokio::time::timeout(SWEEP_EVERY, ledger.unresolved()).await {
+        Ok(Ok(entries)) => entries,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "the sweep cannot read the journal");
+            return 0;
+        }
+        Err(_) => {
+            tracing::warn!("the sweep could not read the journal in time");
+            return 0;
+        }
+    };
+    let now = now_ms();
+    let orphan_ms = millis(gateway.orphan_age);
+    memory.keep_only(&entries);
+    let mut taken = 0;
+    for entry in entries {
+        let since = memory.note(&entry, now);
+        if !abandoned(&entry, now, orphan_ms, since) || gateway.resolving.contains(&entry.key) {
+            continue;
+        }
+        if !reversible(&entry.infno) {
+            if memory.warned.insert(entry.key.clone()) {
+                tracing::warn!(key = %entry.key, infno = %entry.infno, "an orphaned call that 2601 cannot reverse; left for officers");
+            }
+            continue;
+        }
+        if taken == SWEEP_TAKES_MAX {
+            break;
+        }
+        taken += 1;
+        tracing::warn!(key = %entry.key, infno = %entry.infno, state = %entry.state, age_ms = now.saturating_sub(entry.received_at_ms), "an orphaned entry: no gateway can still be forwarding it; reversing it");
+        tokio::spawn(resolve_orphan(gateway.clone(), entry));
+    }
+    taken
+}
+
+/// Sweeps every [`SWEEP_EVERY`], once start-up recovery is done; one sweep
+/// at a time. Runs for the life of the process.
+pub async fn sweep_forever(gateway: Arc<Gateway>) {
+    if gateway.ledger.is_none() {
+        return;
+    }
+    let mut memory = SweepMemory::default();
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: that moment belongs to start-up recovery.
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if gateway.recovered.load(Ordering::Relaxed) {
+            sweep(&gateway, &mut memory).await;
+        }
+    }
 }
 
 /// How many refusals may wait for the background writer; more are dropped (and counted).
@@ -440,6 +843,134 @@ impl RefusalJournal {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    fn entry(state: State, received_at_ms: i64, attempts: u32) -> Entry {
+        Entry {
+            key: Key::new("H11010500123", format!("M{received_at_ms}")),
+            infno: "2207".into(),
+            institution: "H11010500123".into(),
+            insured: "130600".into(),
+            treatment: "110105".into(),
+            region: "130000".into(),
+            digest: "ab".into(),
+            original_msgid: None,
+            cancels_setl_id: None,
+            received_at_ms,
+            state,
+            setl_id: None,
+            mdtrt_id: None,
+            insutype: None,
+            med_type: None,
+            clr_type: None,
+            setl_time_ms: None,
+            medfee_sumamt: None,
+            fund_pay_sumamt: None,
+            acct_pay: None,
+            psn_cash_pay: None,
+            error_code: None,
+            anomalies: Vec::new(),
+            reply_status: None,
+            reply_media_type: None,
+            reply: None,
+            finished_at_ms: None,
+            resolved_at_ms: None,
+            attempts,
+        }
+    }
+
+    #[test]
+    fn the_orphan_age_follows_the_longest_timeout() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/gateway.example.toml"),
+        )
+        .unwrap();
+        let mut config = Config::parse(&text, std::path::Path::new(".")).unwrap();
+        // 20 s (long) + 2 × 5 s (the ledger's writes) + 5 s.
+        assert_eq!(orphan_age(&config), Duration::from_secs(35));
+        // Whichever pace is the longest, in whichever region.
+        config.regions[1].timeouts.medium = Duration::from_secs(40);
+        assert_eq!(orphan_age(&config), Duration::from_secs(55));
+    }
+
+    #[test]
+    fn start_up_takes_only_orphans_of_earlier_calls() {
+        let (started, orphan, now) = (1_000_000, 35_000, 1_000_500);
+        let at = |state, received| at_start(&entry(state, received, 0), started, orphan, now);
+        // Received before the start and older than the orphan age: at once.
+        assert_eq!(at(State::Pending, started - 40_000), AtStart::Now);
+        // Young: possibly another live gateway's call in flight: re-read at the orphan age.
+        assert_eq!(
+            at(State::Pending, started - 2_000),
+            AtStart::At(started - 2_000 + orphan)
+        );
+        // Unknown: its call has ended; a 2601 is idempotent.
+        assert_eq!(at(State::Unknown, started - 2_000), AtStart::Now);
+        // Received after the start (this process's own requests, or another
+        // replica's): never start-up recovery's.
+        assert_eq!(at(State::Pending, started), AtStart::Leave);
+        assert_eq!(at(State::Unknown, started + 100), AtStart::Leave);
+        assert_eq!(at(State::Done, started - 40_000), AtStart::Leave);
+    }
+
+    #[test]
+    fn the_sweep_takes_abandoned_entries_only() {
+        let (orphan, now) = (35_000, 10_000_000);
+        let quiet = orphan + REVERSAL_BACKOFF_MS_MAX as i64;
+        let taken = |state, age, attempts, since| {
+            abandoned(&entry(state, now - age, attempts), now, orphan, since)
+        };
+        assert!(!taken(State::Pending, orphan - 1, 0, now));
+        assert!(taken(State::Pending, orphan, 0, now));
+        // An unknown entry is its own gateway's to reverse, for a while.
+        assert!(!taken(State::Unknown, orphan, 0, now));
+        assert!(taken(State::Unknown, 2 * orphan, 0, now));
+        // Someone still counting attempts is still reversing it.
+        assert!(!taken(State::Unknown, 10 * orphan, 3, now - quiet + 1));
+        assert!(taken(State::Unknown, 10 * orphan, 3, now - quiet));
+        assert!(!taken(State::Done, 10 * orphan, 0, now));
+    }
+
+    #[test]
+    fn the_sweep_remembers_since_when_attempts_stand_still() {
+        let mut memory = SweepMemory::default();
+        let mut e = entry(State::Unknown, 0, 1);
+        assert_eq!(memory.note(&e, 100), 100);
+        assert_eq!(memory.note(&e, 200), 100);
+        e.attempts = 2;
+        assert_eq!(memory.note(&e, 300), 300);
+        memory.keep_only(&[]);
+        assert_eq!(memory.note(&e, 400), 400);
+    }
+
+    #[test]
+    fn one_process_reverses_an_entry_once_at_a_time() {
+        let resolving = Resolving::default();
+        let key = Key::new("H1", "M1");
+        let claim = resolving.claim(&key).unwrap();
+        assert!(resolving.contains(&key));
+        assert!(resolving.claim(&key).is_none());
+        drop(claim);
+        assert!(!resolving.contains(&key));
+        assert!(resolving.claim(&key).is_some());
+    }
+
+    #[test]
+    fn recovery_leaves_answered_entries_alone_and_the_call_its_done() {
+        for state in [
+            State::Done,
+            State::Refused,
+            State::Reversed,
+            State::Confirmed,
+        ] {
+            assert!(!Asker::Recovery.still_to_reverse(state), "{state}");
+        }
+        for state in [State::Pending, State::Unknown] {
+            assert!(Asker::Recovery.still_to_reverse(state), "{state}");
+            assert!(Asker::TheCall.still_to_reverse(state), "{state}");
+        }
+        assert!(Asker::TheCall.still_to_reverse(State::Done));
+        assert!(!Asker::TheCall.still_to_reverse(State::Reversed));
+    }
 
     #[test]
     fn which_refusals_are_journalled() {

@@ -149,6 +149,13 @@ async fn run(
     validate_request(&request, &gateway.routes)?;
     // authorize: the content must agree with the caller's identity.
     authorize(gateway, caller, &request)?;
+    // claims exchange between platforms (3260–3262): answered from the journal here.
+    if request.infno().traits().sender == Sender::Platform {
+        return crate::clearing::claims::answer(gateway, caller, &request)
+            .await
+            .map(Done::Answered)
+            .map_err(Stop::from);
+    }
     // route: to the insured region's platform.
     let insured = request.envelope.insuplc_admdvs.map(|r| r.admdvs());
     let region = insured
@@ -390,9 +397,6 @@ fn authorize(gateway: &Gateway, caller: &Caller, request: &Request) -> Result<()
                 "officers use the clearing API",
             ))
         }
-    }
-    if request.infno().traits().sender == Sender::Platform {
-        return Err(Refusal::new(ErrorCode::InvalidRequest, "clearing exchange (3260–3262) is served from the gateway's ledger, which is not enabled"));
     }
     Ok(())
 }

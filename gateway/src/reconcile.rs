@@ -32,11 +32,11 @@
 
 use crate::route::Routes;
 use contracts::money::Money;
-use contracts::statement::{Reader, Row, StatementError};
+use contracts::statement::{Reader, Row, RowRef, StatementError};
 use contracts::{Admdvs, Date};
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::io::{BufRead, Seek, SeekFrom};
 
 /// At most this many discrepancies are listed in full; counts stay exact.
@@ -257,7 +257,7 @@ pub struct Sums {
 }
 
 impl Sums {
-    fn add(&mut self, row: &Row) -> Result<(), ReconcileError> {
+    fn add(&mut self, row: &RowRef<'_>) -> Result<(), ReconcileError> {
         self.count += 1;
         if row.medfee_sumamt.is_none() && row.fund_pay_sumamt.is_none() {
             self.unknown += 1;
@@ -370,28 +370,92 @@ struct Slot {
     mask: u16,
     flags: u8,
     region: u8,
+    /// The key's independent check.
+    check: u32,
 }
 
-/// A fixed-key hasher: reconciliation must be deterministic and need not
-/// resist crafted collisions across runs (a collision only costs a
-/// field-by-field comparison, which is exact).
-#[derive(Clone, Copy, Default)]
-struct Fixed;
+/// A fast, fixed hash (multiply–rotate over 8-byte words, then a final
+/// avalanche): reconciliation must be deterministic and need not resist
+/// crafted collisions. Keys carry a second, independent 32-bit check, and a
+/// digest collision only costs an exact field-by-field comparison.
+#[derive(Clone, Copy)]
+struct Fast(u64);
 
-impl BuildHasher for Fixed {
-    type Hasher = std::collections::hash_map::DefaultHasher;
-    fn build_hasher(&self) -> Self::Hasher {
-        std::collections::hash_map::DefaultHasher::new()
+impl Fast {
+    fn new(seed: u64) -> Fast {
+        Fast(seed)
     }
 }
 
-/// A row's key: institution, settling msgid, settle or undo.
-fn key(row: &Row, undo: bool) -> u64 {
-    let mut h = Fixed.build_hasher();
-    row.fixmedins_code.hash(&mut h);
-    row.settling_msgid().unwrap_or_default().hash(&mut h);
-    undo.hash(&mut h);
-    h.finish()
+impl Hasher for Fast {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.write_u64(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        // MurmurHash3's finaliser.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// Keys are already hashes: the map uses them as they are.
+#[derive(Clone, Copy, Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, word: u64) {
+        self.0 = word;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Keyed = std::hash::BuildHasherDefault<Identity>;
+
+/// A row's key: institution, settling msgid, settle or undo; and an
+/// independent 32-bit check of the same.
+fn key(row: &RowRef<'_>, undo: bool) -> (u64, u32) {
+    let hash = |seed: u64| {
+        let mut h = Fast::new(seed);
+        row.fixmedins_code.hash(&mut h);
+        row.settling_msgid().unwrap_or_default().hash(&mut h);
+        undo.hash(&mut h);
+        h.finish()
+    };
+    (
+        hash(0x243f_6a88_85a3_08d3),
+        hash(0x1319_8a2e_0370_7344) as u32,
+    )
 }
 
 /// The compared fields as text, in a fixed order; `None` when absent.
@@ -410,20 +474,41 @@ fn compared(row: &Row) -> [(&'static str, Option<String>); 9] {
     ]
 }
 
-/// The presence mask and digest of a row's compared fields; with `within`,
-/// only the fields in that mask (a gateway's mask, for a region's row).
-fn digest(row: &Row, within: Option<u16>) -> (u16, u64) {
-    let mut h = Fixed.build_hasher();
+/// The presence mask and digest of a row's compared fields (those of
+/// [`compared`], in its order); with `within`, only the fields in that mask
+/// (a gateway's mask, for a region's row). Nothing is allocated.
+fn digest(row: &RowRef<'_>, within: Option<u16>) -> (u16, u64) {
+    enum Value<'a> {
+        Text(&'a str),
+        Number(u64),
+    }
+    use Value::{Number, Text};
+    let fen = |m: Option<Money>| m.map(|m| Number(m.fen() as u64));
+    let values: [Option<Value<'_>>; 9] = [
+        Some(Number(row.state as u64)),
+        row.setl_id.map(Text),
+        Some(Number(u64::from(row.insuplc_admdvs.value()))),
+        row.insutype.map(Text),
+        row.clr_type.map(Text),
+        fen(row.medfee_sumamt),
+        fen(row.fund_pay_sumamt),
+        fen(row.acct_pay),
+        fen(row.psn_cash_pay),
+    ];
+    let mut h = Fast::new(0xa409_3822_299f_31d0);
     let mut mask = 0u16;
-    for (i, (_, value)) in compared(row).iter().enumerate() {
+    for (i, value) in values.iter().enumerate() {
         let bit = 1u16 << i;
         if within.is_some_and(|m| m & bit == 0) {
             continue;
         }
         if let Some(value) = value {
             mask |= bit;
-            i.hash(&mut h);
-            value.hash(&mut h);
+            h.write_u8(i as u8);
+            match value {
+                Text(text) => text.hash(&mut h),
+                Number(n) => h.write_u64(*n),
+            }
         }
     }
     (mask, h.finish())
@@ -484,6 +569,7 @@ pub fn reconcile<G: GatewaySource, S: BufRead>(
         day: Some(day),
         ..Default::default()
     };
+    let mut totals = Totals::default();
     let gateway_name = || "gateway".to_owned();
     let malformed = |name: String| {
         move |error| ReconcileError::Malformed {
@@ -499,48 +585,38 @@ pub fn reconcile<G: GatewaySource, S: BufRead>(
             source_name: gateway_name(),
             error,
         })?;
-    let mut index: HashMap<u64, Slot, Fixed> = HashMap::with_hasher(Fixed);
+    let mut index: HashMap<u64, Slot, Keyed> = HashMap::default();
     {
         let mut reader = Reader::new(&mut gateway).map_err(malformed(gateway_name()))?;
-        loop {
-            let row = match reader.next_row() {
-                Ok(Some(row)) => row,
-                Ok(None) => break,
-                Err(error) => return Err(malformed(gateway_name())(error)),
-            };
-            let line = reader.line();
-            check_day(&row, day, line).map_err(malformed(gateway_name()))?;
-            let region = regions.of(row.insuplc_admdvs).ok_or_else(|| {
-                malformed(gateway_name())(StatementError {
-                    line,
-                    column: 6,
-                    field: Some("insuplc_admdvs"),
-                    message: format!("{} is in no configured region", row.insuplc_admdvs),
-                })
-            })?;
+        while reader.advance().map_err(malformed(gateway_name()))? {
+            let row = reader.current().map_err(malformed(gateway_name()))?;
+            check_row(&reader, &row, day, regions, None).map_err(malformed(gateway_name()))?;
+            let region = regions.of(row.insuplc_admdvs).unwrap_or_default();
             outcome.gateway_rows += 1;
-            let group = group_of(&row, regions.list[region].0);
-            outcome.totals.entry(group).or_default().0.add(&row)?;
+            totals.get(regions.list[region].0, &row).0.add(&row)?;
             add_owed(&mut outcome, regions, region, &row)?;
-            let undo = row.state.is_undo();
+            let (k, check) = key(&row, row.state.is_undo());
             let (mask, digest) = digest(&row, None);
-            let offset = reader.row_offset();
-            match index.entry(key(&row, undo)) {
-                MapEntry::Occupied(_) => outcome.note(Discrepancy {
-                    class: Class::Duplicate,
-                    region: regions.list[region].0,
-                    side: Some(Side::Gateway),
-                    gateway: Some(row),
-                    statement: None,
-                    fields: Vec::new(),
-                }),
+            match index.entry(k) {
+                MapEntry::Occupied(_) => {
+                    let row = row.to_row();
+                    outcome.note(Discrepancy {
+                        class: Class::Duplicate,
+                        region: regions.list[region].0,
+                        side: Some(Side::Gateway),
+                        gateway: Some(row),
+                        statement: None,
+                        fields: Vec::new(),
+                    })
+                }
                 MapEntry::Vacant(vacant) => {
                     vacant.insert(Slot {
                         digest,
-                        offset,
+                        offset: reader.row_offset(),
                         mask,
                         flags: 0,
                         region: u8::try_from(region).unwrap_or(u8::MAX),
+                        check,
                     });
                 }
             }
@@ -561,58 +637,34 @@ pub fn reconcile<G: GatewaySource, S: BufRead>(
         };
         let mut reader = Reader::new(input).map_err(malformed(name.clone()))?;
         let mut rows = 0u64;
-        let mut only_in_region: HashSet<u64, Fixed> = HashSet::with_hasher(Fixed);
+        let mut only_in_region: HashSet<u64, Keyed> = HashSet::default();
         let mut deferred: Vec<(u64, Row)> = Vec::new();
-        loop {
-            let row = match reader.next_row() {
-                Ok(Some(row)) => row,
-                Ok(None) => break,
-                Err(error) => return Err(malformed(name)(error)),
-            };
-            let line = reader.line();
-            check_day(&row, day, line).map_err(malformed(name.clone()))?;
-            if regions.of(row.insuplc_admdvs) != Some(own) {
-                return Err(malformed(name)(StatementError {
-                    line,
-                    column: 6,
-                    field: Some("insuplc_admdvs"),
-                    message: format!("{} is not insured in {code}", row.insuplc_admdvs),
-                }));
-            }
+        while reader.advance().map_err(malformed(name.clone()))? {
+            let row = reader.current().map_err(malformed(name.clone()))?;
+            check_row(&reader, &row, day, regions, Some(own)).map_err(malformed(name.clone()))?;
             rows += 1;
-            outcome
-                .totals
-                .entry(group_of(&row, code))
-                .or_default()
-                .1
-                .add(&row)?;
-            let k = key(&row, row.state.is_undo());
-            match index.get_mut(&k) {
-                Some(slot) if slot.flags & REGION_SEEN != 0 => outcome.note(Discrepancy {
-                    class: Class::Duplicate,
-                    region: code,
-                    side: Some(Side::Region),
-                    gateway: None,
-                    statement: Some(row),
-                    fields: Vec::new(),
-                }),
+            totals.get(code, &row).1.add(&row)?;
+            let (k, check) = key(&row, row.state.is_undo());
+            let duplicate = |row: &RowRef<'_>| Discrepancy {
+                class: Class::Duplicate,
+                region: code,
+                side: Some(Side::Region),
+                gateway: None,
+                statement: Some(row.to_row()),
+                fields: Vec::new(),
+            };
+            match index.get_mut(&k).filter(|slot| slot.check == check) {
+                Some(slot) if slot.flags & REGION_SEEN != 0 => outcome.note(duplicate(&row)),
                 Some(slot) => {
                     slot.flags |= REGION_SEEN | MATCHED;
                     if digest(&row, Some(slot.mask)) != (slot.mask, slot.digest) {
-                        deferred.push((slot.offset, row));
+                        deferred.push((slot.offset, row.to_row()));
                         if deferred.len() >= DEFERRED_BATCH {
                             compare_deferred(&mut outcome, &mut rereader, code, &mut deferred)?;
                         }
                     }
                 }
-                None if !only_in_region.insert(k) => outcome.note(Discrepancy {
-                    class: Class::Duplicate,
-                    region: code,
-                    side: Some(Side::Region),
-                    gateway: None,
-                    statement: Some(row),
-                    fields: Vec::new(),
-                }),
+                None if !only_in_region.insert(k) => outcome.note(duplicate(&row)),
                 None => {
                     let class = if row.state.is_undo() {
                         Class::StateDiffers
@@ -624,7 +676,7 @@ pub fn reconcile<G: GatewaySource, S: BufRead>(
                         region: code,
                         side: None,
                         gateway: None,
-                        statement: Some(row),
+                        statement: Some(row.to_row()),
                         fields: Vec::new(),
                     });
                 }
@@ -635,6 +687,7 @@ pub fn reconcile<G: GatewaySource, S: BufRead>(
             .statements
             .push(StatementInfo { region: code, rows });
     }
+    outcome.totals = totals.into_map();
 
     // What the gateway has and no statement matched.
     let reconciled: HashSet<usize> = outcome
@@ -655,7 +708,7 @@ pub fn reconcile<G: GatewaySource, S: BufRead>(
         if row.medfee_sumamt.is_none() && row.fund_pay_sumamt.is_none() {
             // An outcome the gateway never learned. If it reversed it and the
             // region has no trace of either half, nothing happened.
-            let partner = index.get(&key(&row, !undo));
+            let partner = index.get(&key(&row.as_ref(), !undo).0);
             let untraced = partner.is_some_and(|p| p.flags & MATCHED == 0);
             if untraced || (undo && partner.is_none()) {
                 continue;
@@ -687,27 +740,77 @@ fn sort_key(d: &Discrepancy) -> (String, String) {
     })
 }
 
-fn check_day(row: &Row, day: Date, line: u64) -> Result<(), StatementError> {
-    if row.setl_time.date() == day {
-        Ok(())
-    } else {
-        Err(StatementError {
-            line,
-            column: 11,
-            field: Some("setl_time"),
-            message: format!(
+/// A row must be of the clearing day and insured in a configured region
+/// (with `own`, in that statement's region).
+fn check_row<R: BufRead>(
+    reader: &Reader<R>,
+    row: &RowRef<'_>,
+    day: Date,
+    regions: &Regions,
+    own: Option<usize>,
+) -> Result<(), StatementError> {
+    let fail = |field: &'static str, message: String| StatementError {
+        line: reader.line(),
+        column: reader.column(field),
+        field: Some(field),
+        message,
+    };
+    if row.setl_time.date() != day {
+        return Err(fail(
+            "setl_time",
+            format!(
                 "setl_time {} is not on the clearing day {day}",
                 row.setl_time
             ),
-        })
+        ));
+    }
+    match (regions.of(row.insuplc_admdvs), own) {
+        (None, _) => Err(fail(
+            "insuplc_admdvs",
+            format!("{} is in no configured region", row.insuplc_admdvs),
+        )),
+        (Some(region), Some(own)) if region != own => Err(fail(
+            "insuplc_admdvs",
+            format!(
+                "{} is not insured in {}",
+                row.insuplc_admdvs, regions.list[own].0
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
-fn group_of(row: &Row, region: Admdvs) -> Group {
-    Group {
-        region,
-        insutype: row.insutype.clone().unwrap_or_default(),
-        clr_type: row.clr_type.clone().unwrap_or_default(),
+/// Totals per group, looked up without allocating (groups are few).
+#[derive(Default)]
+struct Totals {
+    groups: Vec<(Group, (Sums, Sums))>,
+}
+
+impl Totals {
+    fn get(&mut self, region: Admdvs, row: &RowRef<'_>) -> &mut (Sums, Sums) {
+        let insutype = row.insutype.unwrap_or_default();
+        let clr_type = row.clr_type.unwrap_or_default();
+        let at = match self.groups.iter().position(|(g, _)| {
+            g.region == region && g.insutype == insutype && g.clr_type == clr_type
+        }) {
+            Some(at) => at,
+            None => {
+                self.groups.push((
+                    Group {
+                        region,
+                        insutype: insutype.to_owned(),
+                        clr_type: clr_type.to_owned(),
+                    },
+                    Default::default(),
+                ));
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[at].1
+    }
+
+    fn into_map(self) -> BTreeMap<Group, (Sums, Sums)> {
+        self.groups.into_iter().collect()
     }
 }
 
@@ -715,7 +818,7 @@ fn add_owed(
     outcome: &mut Outcome,
     regions: &Regions,
     insured: usize,
-    row: &Row,
+    row: &RowRef<'_>,
 ) -> Result<(), ReconcileError> {
     let Some(treatment) = regions.of(row.mdtrtarea_admvs) else {
         return Ok(());

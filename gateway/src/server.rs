@@ -1,7 +1,8 @@
 //! The HTTPS server: accepts connections over mutual TLS, identifies the
 //! caller once per connection, and serves the paths of DESIGN.md's external
 //! interface. Also the background duties: certificate reload on SIGHUP,
-//! limiter pruning, platform reachability, graceful shutdown on SIGTERM.
+//! limiter pruning, platform reachability, the journal's recovery and sweep
+//! of orphans, graceful shutdown on SIGTERM.
 
 use crate::identity::Caller;
 use crate::pipeline::{self, Reply};
@@ -84,7 +85,10 @@ pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyh
         gateway: Arc::new(gateway),
     });
     spawn_duties(&shared.gateway, &tls);
-    // Calls a crash left pending or unknown are reversed before /readyz turns ready.
+    // Calls an earlier process left pending or unknown are reversed, once no
+    // gateway can still be forwarding them, before /readyz turns ready. It
+    // runs alongside the accept loop: it takes only entries received before
+    // this process started, never a request arriving meanwhile.
     tokio::spawn(crate::journal::recover(shared.gateway.clone()));
     let connections = Arc::new(Semaphore::new(server.connections_max));
     let graceful = GracefulShutdown::new();
@@ -198,6 +202,8 @@ fn spawn_duties(gateway: &Arc<Gateway>, tls: &Arc<Reloadable>) {
             g.limiters.prune();
         }
     });
+    // Orphans of replicas that died for good (see crate::journal).
+    tokio::spawn(crate::journal::sweep_forever(gateway.clone()));
     let g = gateway.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -274,6 +280,12 @@ async fn handle(
     let gateway = &shared.gateway;
     let path = request.uri().path().to_owned();
     let national: &'static dyn adapters::Dialect = &adapters::national::National;
+    if path.starts_with(crate::clearing::api::PREFIX) {
+        return crate::clearing::api::handle(gateway, caller, request).await;
+    }
+    if path.starts_with(crate::clearing::api::PAGE) || path == "/clearing" {
+        return crate::clearing::api::page(gateway, caller, &path);
+    }
     match (request.method(), path.as_str()) {
         (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if gateway.ready().await => return text(StatusCode::OK, "ready\n"),

@@ -31,7 +31,11 @@ pub const PREFIX: &str = "/v1/settlements/";
 /// The longest `setl_id` looked up (the ledger stores at most 128 bytes).
 const SETL_ID_MAX: usize = 128;
 
-fn respond(status: u16, media_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
+pub(crate) fn respond(
+    status: u16,
+    media_type: &'static str,
+    body: Vec<u8>,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -45,7 +49,7 @@ fn respond(status: u16, media_type: &'static str, body: Vec<u8>) -> Response<Ful
 /// A refusal as a national JSON answer with the catalogue's status. Counted
 /// in `jjj_refusals_total`; not journalled in the refusals table (a read
 /// names no message, and this path has no rate limit that would bound it).
-fn refuse(gateway: &Gateway, refusal: &Refusal) -> Response<Full<Bytes>> {
+pub(crate) fn refuse(gateway: &Gateway, refusal: &Refusal) -> Response<Full<Bytes>> {
     gateway.metrics.refusal(refusal.code);
     let national = &adapters::national::National;
     respond(

@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::route::Routes;
 use crate::upstream::Upstreams;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 /// Everything a request may need, built once.
 pub struct Gateway {
@@ -31,6 +32,14 @@ pub struct Gateway {
     pub ledger: Option<ledger::Ledger>,
     /// Whether start-up recovery of the journal has finished.
     pub recovered: AtomicBool,
+    /// When this process built its state, Unix milliseconds (before it
+    /// listens): start-up recovery takes only entries received before it.
+    pub started_at_ms: i64,
+    /// How long a live gateway can keep an entry pending, at most: older
+    /// pending entries are orphans ([`crate::journal::orphan_age`]).
+    pub orphan_age: Duration,
+    /// The journal entries this process is resolving right now.
+    pub resolving: crate::journal::Resolving,
     /// The queue to the background writer of refusals, when there is a ledger.
     pub refusals: Option<crate::journal::RefusalJournal>,
 }
@@ -69,6 +78,9 @@ impl Gateway {
                 .map(|_| AtomicBool::new(false))
                 .collect(),
             recovered: AtomicBool::new(ledger.is_none()),
+            started_at_ms: crate::journal::now_ms(),
+            orphan_age: crate::journal::orphan_age(&config),
+            resolving: crate::journal::Resolving::default(),
             ledger,
             upstreams,
             config,

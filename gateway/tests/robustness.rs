@@ -146,10 +146,11 @@ upstreams = [{}]
 ca = "certs/ca.pem"
 client_cert = "certs/gateway.pem"
 client_key = "certs/gateway.key"
-timeouts_ms = {{ short = 3000, medium = {}, long = 10000 }}
+timeouts_ms = {{ short = 3000, medium = {}, long = {} }}
 "#,
                 urls(&list),
-                spec.medium_timeout_ms
+                spec.medium_timeout_ms,
+                spec.long_timeout_ms
             ));
         }
         for (code, role, admdvs) in [
@@ -174,6 +175,10 @@ struct Spec {
     tianjin: Option<Vec<String>>,
     hebei: Option<Vec<String>>,
     medium_timeout_ms: u64,
+    /// The longest upstream timeout; with the ledger's write timeout it sets
+    /// the orphan age, which a restarting gateway may wait for before it is
+    /// ready (see gateway::journal).
+    long_timeout_ms: u64,
 }
 
 impl Spec {
@@ -184,6 +189,7 @@ impl Spec {
             tianjin: None,
             hebei: None,
             medium_timeout_ms: 5000,
+            long_timeout_ms: 10000,
         }
     }
 }
@@ -563,7 +569,10 @@ async fn kill_9_mid_load_loses_no_acknowledged_settlement_and_leaves_nothing_unr
         "{ latency_ms = 120, drop_after_commit_percent = 10 }",
     );
     let db = stage.scratch.path("data/ledger.db");
-    let spec = Spec::new(Some(format!("sqlite://{}", db.display())));
+    let mut spec = Spec::new(Some(format!("sqlite://{}", db.display())));
+    // A restarted gateway waits for calls of the killed one until they reach
+    // the orphan age (5 s + 2 × 5 s + 5 s = 20 s here) before it is ready.
+    spec.long_timeout_ms = 5000;
     let config = stage.gateway_config("gateway.toml", &spec);
     let log = stage.scratch.path("gateway.log");
     let mut gateway = start_gateway(&config, &log).await;
@@ -811,8 +820,13 @@ impl Drop for Proxy {
 // ------------------------------------------- 2. two gateways, one ledger
 
 async fn two_gateways(stage: &Stage, schema: &PgSchema) -> (Spec, Spec, PathBuf, PathBuf) {
-    let a = Spec::new(Some(schema.url()));
-    let b = Spec::new(Some(schema.url()));
+    let mut a = Spec::new(Some(schema.url()));
+    let mut b = Spec::new(Some(schema.url()));
+    // A restarting replica waits for the calls in flight in the shared ledger
+    // until they reach the orphan age (5 s + 2 × 5 s + 5 s = 20 s here)
+    // before it is ready.
+    a.long_timeout_ms = 5000;
+    b.long_timeout_ms = 5000;
     let config_a = stage.gateway_config("gateway-a.toml", &a);
     let config_b = stage.gateway_config("gateway-b.toml", &b);
     (a, b, config_a, config_b)
@@ -986,7 +1000,6 @@ async fn two_gateways_on_one_postgres_ledger_settle_each_msgid_once_and_lose_not
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug in gateway/src/journal.rs recover(): a starting replica reverses every pending entry of the shared ledger, including the other replica's calls in flight, even after they were journalled done and acknowledged; see the robustness report"]
 async fn a_replica_restarting_leaves_the_other_replicas_calls_in_flight_alone() {
     const TAG: u32 = 3000;
     let Some(schema) = PgSchema::create("a_replica_restarting").await else {
@@ -1277,7 +1290,6 @@ async fn ledger_disk_full_gives_503_forwards_nothing_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug in the ledger crate: the SQLite ping (Op::Ping in gateway/ledger/src/sqlite.rs) writes nothing, so a full disk never shows on /readyz; see the robustness report"]
 async fn ledger_disk_full_turns_readyz_not_ready() {
     if let Some(not_ready) = disk_full("ledger_disk_full_turns_readyz_not_ready", 5100, true).await
     {

@@ -103,6 +103,7 @@
 #![warn(missing_docs)]
 
 mod check;
+mod clearing;
 mod ids;
 mod ops;
 mod postgres;
@@ -113,10 +114,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use clearing::{ClosedDay, StoredStatement, Verdict};
 pub use contracts::money::Money;
 
 /// The schema version this build migrates to (the last migration's number).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The most commands one batch (one transaction, one commit) carries.
 pub const MAX_BATCH: usize = 512;
@@ -596,7 +598,10 @@ impl Ledger {
     /// Checks that the writer can take a transaction and a read connection
     /// answers (for `/readyz`). On PostgreSQL this reconnects if needed.
     pub async fn ping(&self) -> Result<(), LedgerError> {
-        self.queue().submit(ops::Op::Ping).await?.into_unit()?;
+        self.queue()
+            .submit(ops::Op::Ping(sql::now_ms()))
+            .await?
+            .into_unit()?;
         match &self.backend {
             Backend::Sqlite(db) => db.ping_reader().await,
             Backend::Postgres(db) => db.ping_reader().await,
@@ -615,6 +620,87 @@ impl Ledger {
         match &self.backend {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Stores a region's statement for a day, replacing an earlier upload;
+    /// [`LedgerError::Conflict`] when the day is closed.
+    pub async fn put_statement(&self, statement: StoredStatement) -> Result<(), LedgerError> {
+        self.clearing_write(clearing::Write::Statement(statement))
+            .await
+    }
+
+    /// The statements stored for `day` (`YYYY-MM-DD`), by region.
+    pub async fn statements(&self, day: &str) -> Result<Vec<StoredStatement>, LedgerError> {
+        self.clearing_rows(
+            clearing::select_statements(),
+            day,
+            clearing::STATEMENT_COLUMNS,
+            clearing::statement,
+        )
+        .await
+    }
+
+    /// Closes a day; [`LedgerError::Conflict`] when it already is.
+    pub async fn close_day(&self, closed: ClosedDay) -> Result<(), LedgerError> {
+        self.clearing_write(clearing::Write::Close(closed)).await
+    }
+
+    /// The day's closure, if it is closed.
+    pub async fn closed_day(&self, day: &str) -> Result<Option<ClosedDay>, LedgerError> {
+        Ok(self
+            .clearing_rows(
+                clearing::select_day(),
+                day,
+                clearing::DAY_COLUMNS,
+                clearing::closed_day,
+            )
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Records a platform's verdict on a clearing row (replacing its earlier
+    /// one); [`LedgerError::Conflict`] when the row's day is closed.
+    pub async fn put_verdict(&self, verdict: Verdict) -> Result<(), LedgerError> {
+        self.clearing_write(clearing::Write::Verdict(verdict)).await
+    }
+
+    /// The verdicts on rows of `day`.
+    pub async fn verdicts(&self, day: &str) -> Result<Vec<Verdict>, LedgerError> {
+        self.clearing_rows(
+            clearing::select_verdicts(),
+            day,
+            clearing::VERDICT_COLUMNS,
+            clearing::verdict,
+        )
+        .await
+    }
+
+    async fn clearing_write(&self, write: clearing::Write) -> Result<(), LedgerError> {
+        clearing::check(&write)?;
+        self.queue()
+            .submit(ops::Op::Clearing(write))
+            .await?
+            .into_unit()
+    }
+
+    async fn clearing_rows<T: Send + 'static>(
+        &self,
+        select: String,
+        day: &str,
+        columns: &'static [(&'static str, sql::Kind)],
+        decode: fn(Vec<check::Raw>) -> Result<T, LedgerError>,
+    ) -> Result<Vec<T>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                db.clearing_rows(select, day.to_owned(), columns, decode)
+                    .await
+            }
+            Backend::Postgres(db) => {
+                db.clearing_rows(select, day.to_owned(), columns, decode)
+                    .await
+            }
         }
     }
 

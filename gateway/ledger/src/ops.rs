@@ -22,8 +22,11 @@ pub(crate) enum Op {
     Attempt(Key),
     /// Appends a refusal (a repeat of the same id is a no-op).
     Refuse(RecordedRefusal),
-    /// Proves that the writer can open and commit a transaction.
-    Ping,
+    /// A clearing write (statement, verdict, closing a day).
+    Clearing(crate::clearing::Write),
+    /// Proves that the writer can write and commit: it updates the heartbeat
+    /// row, so a full disk or a read-only database fails it.
+    Ping(i64),
 }
 
 impl Op {
@@ -33,13 +36,13 @@ impl Op {
         match self {
             Op::Begin(entry) => Some(&entry.key),
             Op::Finish(key, _) | Op::Resolve(key, _, _) | Op::Attempt(key) => Some(key),
-            Op::Refuse(_) | Op::Ping => None,
+            Op::Refuse(_) | Op::Clearing(_) | Op::Ping(_) => None,
         }
     }
 
     /// `true` when the command writes.
     pub fn writes(&self) -> bool {
-        !matches!(self, Op::Ping)
+        !matches!(self, Op::Ping(_))
     }
 }
 
@@ -324,6 +327,7 @@ pub(crate) fn after_miss(
         (Op::Attempt(key), Some(_)) => Err(LedgerError::Unavailable(format!(
             "entry {key} found but its attempts were not counted; try again"
         ))),
-        (Op::Refuse(_) | Op::Ping, _) => Ok(Outcome::Unit),
+        (Op::Refuse(_) | Op::Ping(_), _) => Ok(Outcome::Unit),
+        (Op::Clearing(write), _) => Err(write.refused()),
     }
 }

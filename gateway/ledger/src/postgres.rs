@@ -475,6 +475,36 @@ impl PgLedger {
         .collect()
     }
 
+    /// Rows of a clearing table, decoded.
+    pub(crate) async fn clearing_rows<T>(
+        &self,
+        select: String,
+        day: String,
+        columns: &'static [(&'static str, Kind)],
+        decode: fn(Vec<Raw>) -> Result<T, LedgerError>,
+    ) -> Result<Vec<T>, LedgerError> {
+        let conn = self.reader().await?;
+        let params = [Val::Text(Some(&day))];
+        let values = refs(&params);
+        let query = conn.client.query(select.as_str(), &values);
+        let rows = match timeout(OP_TIMEOUT, query).await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => {
+                if connection_lost(&e) {
+                    self.forget(&conn).await;
+                }
+                return Err(error(&e));
+            }
+            Err(_) => {
+                self.forget(&conn).await;
+                return Err(timed_out("a read", OP_TIMEOUT));
+            }
+        };
+        rows.iter()
+            .map(|row| decode(raw_columns(row, columns)))
+            .collect()
+    }
+
     pub(crate) async fn ping_reader(&self) -> Result<(), LedgerError> {
         let conn = self.reader().await?;
         match timeout(OP_TIMEOUT, conn.client.batch_execute("SELECT 1")).await {
@@ -664,7 +694,21 @@ async fn first_statement(conn: &PgConn, op: &Op) -> Result<Step, tokio_postgres:
             .await?;
             return Ok(Step::Answer(Ok(Outcome::Unit)));
         }
-        Op::Ping => return Ok(Step::Answer(Ok(Outcome::Unit))),
+        Op::Ping(at_ms) => {
+            conn.client
+                .execute(crate::clearing::HEARTBEAT, &[at_ms])
+                .await?;
+            return Ok(Step::Answer(Ok(Outcome::Unit)));
+        }
+        Op::Clearing(write) => {
+            let (sql, params) = write.sql_and_params();
+            let changed = conn.client.execute(sql, &refs(&params)).await?;
+            return Ok(Step::Answer(if changed == 1 {
+                Ok(Outcome::Unit)
+            } else {
+                Err(write.refused())
+            }));
+        }
     };
     Ok(if changed == 1 {
         Step::Answer(Ok(match op {

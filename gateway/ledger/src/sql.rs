@@ -28,6 +28,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0002_refusals",
         sql: include_str!("migrations/0002_refusals.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_clearing",
+        sql: include_str!("migrations/0003_clearing.sql"),
+    },
 ];
 
 pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\

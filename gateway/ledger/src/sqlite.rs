@@ -127,6 +127,7 @@ struct Sql {
     cancels: String,
     insert_refusal: String,
     refusals: String,
+    heartbeat: String,
 }
 
 static SQL: std::sync::LazyLock<Sql> = std::sync::LazyLock::new(|| Sql {
@@ -142,6 +143,7 @@ static SQL: std::sync::LazyLock<Sql> = std::sync::LazyLock::new(|| Sql {
     cancels: sql::for_sqlite(&STATEMENTS.cancels.0),
     insert_refusal: sql::for_sqlite(&STATEMENTS.insert_refusal.0),
     refusals: sql::for_sqlite(&STATEMENTS.refusals.0),
+    heartbeat: sql::for_sqlite(crate::clearing::HEARTBEAT),
 });
 
 /// The SQLite journal.
@@ -308,6 +310,29 @@ impl SqliteLedger {
             .map_err(error)?
             .into_iter()
             .map(check::recorded_refusal)
+            .collect()
+        })
+        .await
+    }
+
+    /// Rows of a clearing table, decoded.
+    pub(crate) async fn clearing_rows<T: Send + 'static>(
+        self: &Arc<Self>,
+        select: String,
+        day: String,
+        columns: &'static [(&'static str, Kind)],
+        decode: fn(Vec<Raw>) -> Result<T, LedgerError>,
+    ) -> Result<Vec<T>, LedgerError> {
+        self.read(move |conn| {
+            select_columns(
+                conn,
+                &sql::for_sqlite(&select),
+                &[Val::Text(Some(&day))],
+                columns,
+            )
+            .map_err(error)?
+            .into_iter()
+            .map(decode)
             .collect()
         })
         .await
@@ -513,7 +538,21 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Result<Outcome, LedgerE
             // Inserted, or already there under the same id: either way it is journalled.
             return Ok(Ok(Outcome::Unit));
         }
-        Op::Ping => return Ok(Ok(Outcome::Unit)),
+        Op::Ping(at_ms) => {
+            conn.prepare_cached(&SQL.heartbeat)?.execute([at_ms])?;
+            return Ok(Ok(Outcome::Unit));
+        }
+        Op::Clearing(write) => {
+            let (sql, params) = write.sql_and_params();
+            let changed = conn
+                .prepare_cached(&sql::for_sqlite(sql))?
+                .execute(params_from_iter(params))?;
+            return Ok(if changed == 1 {
+                Ok(Outcome::Unit)
+            } else {
+                Err(write.refused())
+            });
+        }
     };
     if changed == 1 {
         return Ok(Ok(match op {

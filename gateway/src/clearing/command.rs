@@ -14,7 +14,7 @@
 use crate::reconcile::{GatewaySource, Regions};
 use crate::report::Report;
 use anyhow::Context;
-use contracts::{Admdvs, Date};
+use contracts::{Admdvs, Date, Money};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
@@ -156,39 +156,98 @@ pub fn write_report(report: &Report, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the clearing table and the discrepancy counts.
+fn pad(text: &str, width: usize) -> String {
+    // Chinese characters take two columns in a terminal.
+    let columns: usize = text.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
+    format!("{text}{}", " ".repeat(width.saturating_sub(columns)))
+}
+
+/// Prints the reconciliation's outcome and the clearing statement as tables.
 pub fn print_summary(report: &Report) {
-    println!("clearing day {}", report.day);
+    let name = |code: Admdvs| {
+        report
+            .regions
+            .list
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map_or_else(|| code.to_string(), |(_, n)| format!("{n} {code}"))
+    };
+    println!(
+        "== Reconciliation of {} (the gateway's journal against each region's statement)",
+        report.day
+    );
+    println!("  gateway journal: {} rows", report.outcome.gateway_rows);
     for s in &report.outcome.statements {
-        println!("  statement {}: {} rows", s.region, s.rows);
+        println!("  statement of {}: {} rows", name(s.region), s.rows);
     }
     for missing in report.missing_statements() {
-        println!("  statement {missing}: missing (not reconciled)");
+        println!("  statement of {}: missing (not reconciled)", name(missing));
     }
-    println!("  gateway journal: {} rows", report.outcome.gateway_rows);
+    let totals_differ = report
+        .outcome
+        .totals
+        .values()
+        .filter(|(g, r)| !g.agrees(r))
+        .count();
+    println!(
+        "  totals (对总账): {} groups, {}",
+        report.outcome.totals.len(),
+        if totals_differ == 0 {
+            "all agree".to_owned()
+        } else {
+            format!("{totals_differ} differ")
+        }
+    );
     let counts = &report.outcome.counts;
     if counts.values().all(|&n| n == 0) {
-        println!("  discrepancies: none");
+        println!("  details (对明细账): no discrepancies");
     } else {
-        for (class, n) in counts {
-            println!("  discrepancies {}: {n}", class.as_str());
+        for (class, n) in counts.iter().filter(|(_, n)| **n > 0) {
+            println!("  details (对明细账): {} {n}", class.as_str());
         }
     }
-    println!();
     println!(
-        "  {:<8} {:<6} {:>16} {:>16} {:>16}",
-        "region", "", "receives", "pays", "net"
+        "\n== Clearing statement (what each insured region owes for its people treated elsewhere)"
     );
-    for p in &report.clearing.positions {
+    println!(
+        "  {}{}{:>8} {:>16} {:>16} {:>16}",
+        pad("insured (owes)", 18),
+        pad("treatment (gets)", 18),
+        "count",
+        "fund share",
+        "account share",
+        "owed"
+    );
+    for p in &report.clearing.pairs {
+        let short = |code: Admdvs| {
+            report
+                .regions
+                .list
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map_or_else(|| code.to_string(), |(_, n)| n.clone())
+        };
         println!(
-            "  {:<8} {:<6} {:>16} {:>16} {:>16}",
-            p.admdvs.to_string(),
-            p.name,
-            p.receives.to_yuan_string(),
-            p.pays.to_yuan_string(),
-            p.net.to_yuan_string()
+            "  {}{}{:>8} {:>16} {:>16} {:>16}",
+            pad(&short(p.insured), 18),
+            pad(&short(p.treatment), 18),
+            p.owed.count,
+            p.owed.fund_pay_sumamt.to_yuan_string(),
+            p.owed.acct_pay.to_yuan_string(),
+            p.total.to_yuan_string()
         );
     }
+    println!("\n  net positions (positive: receives)");
+    let mut sum = Money::default();
+    for p in &report.clearing.positions {
+        sum = sum.checked_add(p.net).unwrap_or(sum);
+        println!("  {}{:>16}", pad(&p.name, 18), p.net.to_yuan_string());
+    }
+    println!(
+        "  {}{:>16}",
+        pad("sum (always 0)", 18),
+        sum.to_yuan_string()
+    );
 }
 
 /// Runs `reconcile`.

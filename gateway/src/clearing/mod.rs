@@ -3,6 +3,8 @@
 //! into what each region owes and receives ([`positions`]), written as the
 //! day's report ([`crate::report`]), from the command line ([`command`]).
 
+pub mod api;
+pub mod claims;
 pub mod command;
 pub mod positions;
 

@@ -11,7 +11,6 @@ use crate::client::Client;
 use crate::demo::traffic::{lock, His, Tally};
 use crate::demo::world::{Institution, Ports, REGIONS};
 use contracts::sample::Rng;
-use contracts::{Money, Province};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,16 +30,6 @@ pub struct DemoArgs {
     /// Leave the platforms and the gateway running afterwards, for requests of your own (stop with Ctrl-C).
     #[arg(long)]
     pub keep_running: bool,
-}
-
-/// Pads `text` to `width` terminal columns (a Chinese character takes two).
-fn pad(text: &str, width: usize) -> String {
-    let columns: usize = text.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
-    format!("{text}{}", " ".repeat(width.saturating_sub(columns)))
-}
-
-fn yuan(fen: i64) -> String {
-    Money::from_fen(fen).map_or_else(|| "(overflow)".into(), |m| m.to_string())
 }
 
 /// Runs the demo; returns the exit code.
@@ -117,6 +106,8 @@ async fn day(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<u8> {
     }
     bar.finish_with_message("day done");
     print_summary(&lock(&tally), &institutions);
+    println!();
+    reconcile_day(&dir, &gateway_path, &sandbox_path).await?;
     if args.keep_running {
         println!(
             "\nThe gateway keeps running at {base} (Ctrl-C stops it). Try, from the repository:"
@@ -176,45 +167,67 @@ fn print_summary(t: &Tally, institutions: &[Institution]) {
             .collect();
         println!("  refused or failed at the gateway: {}", refused.join(", "));
     }
-    println!("\n== Clearing statement (the day's settlements less cancels; what each insured region owes)");
-    println!(
-        "  {}{}{:>8} {:>16} {:>16} {:>16}",
-        pad("insured (owes)", 18),
-        pad("treatment (gets)", 18),
-        "count",
-        "fund share",
-        "account share",
-        "owed"
-    );
-    let mut net: [(Province, i64); 3] = [
-        (Province::Beijing, 0),
-        (Province::Tianjin, 0),
-        (Province::Hebei, 0),
-    ];
-    for ((insured, treatment), (count, fund, account)) in &t.pairs {
-        let owed = fund + account;
-        println!(
-            "  {}{}{:>8} {:>16} {:>16} {:>16}",
-            pad(insured.name_zh(), 18),
-            pad(treatment.name_zh(), 18),
-            count,
-            yuan(*fund),
-            yuan(*account),
-            yuan(owed)
-        );
-        for (province, position) in net.iter_mut() {
-            if province == insured {
-                *position -= owed;
-            }
-            if province == treatment {
-                *position += owed;
-            }
+}
+
+/// Reconciles the demo's day as clearing officers would: each platform's
+/// statement from its own record (also stored in the ledger, so the officers'
+/// page at /clearing/ shows them) against the gateway's journal; writes the
+/// report into DATA/report/ and prints the clearing statement.
+async fn reconcile_day(
+    dir: &std::path::Path,
+    gateway_path: &std::path::Path,
+    sandbox_path: &std::path::Path,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let config = crate::config::Config::load(gateway_path)?;
+    let sandbox = crate::sandbox::config::SandboxConfig::load(sandbox_path)?;
+    let url = config
+        .ledger_url
+        .clone()
+        .context("the demo's configuration has no ledger")?;
+    let ledger = ledger::Ledger::open(&url).await?;
+    // Unknown outcomes are being reversed: wait for them, boundedly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ledger.unresolved().await?.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let day = contracts::DateTime::now().date();
+    let mut statements = Vec::new();
+    for platform in &sandbox.platforms {
+        let rows = crate::sandbox::statement_rows(&sandbox, platform.admdvs, day)?;
+        let mut csv = contracts::statement::Writer::new(Vec::new())?;
+        for row in &rows {
+            csv.write(row)?;
         }
+        let csv = csv.finish()?;
+        let body = String::from_utf8(csv.clone())?;
+        ledger
+            .put_statement(ledger::StoredStatement {
+                day: day.to_string(),
+                admdvs: platform.admdvs.to_string(),
+                uploaded_by: format!("sandbox {}", platform.admdvs),
+                uploaded_at_ms: contracts::DateTime::now().unix_millis(),
+                digest: crate::report::sha256_hex(&csv),
+                rows: rows.len() as u64,
+                body,
+            })
+            .await?;
+        statements.push((platform.admdvs, std::io::Cursor::new(csv)));
     }
-    println!("\n  net positions (positive: receives)");
-    for (province, position) in net {
-        println!("  {}{:>16}", pad(province.name_zh(), 18), yuan(position));
-    }
-    let sum: i64 = net.iter().map(|(_, p)| p).sum();
-    println!("  {}{:>16}", pad("sum (always 0)", 18), yuan(sum));
+    let gateway_rows = crate::clearing::command::gateway_csv(&ledger, day).await?;
+    let regions = crate::clearing::command::regions_of(&config);
+    let report = crate::clearing::command::build(
+        day,
+        &regions,
+        std::io::Cursor::new(gateway_rows),
+        statements,
+    )?;
+    let out = dir.join("report");
+    crate::clearing::command::write_report(&report, &out)?;
+    crate::clearing::command::print_summary(&report);
+    println!(
+        "\n  report: {}",
+        out.join("report.{json,csv,xlsx}").display()
+    );
+    Ok(())
 }

@@ -22,7 +22,7 @@ use contracts::model::visit::{
 use contracts::sample::Rng;
 use contracts::{
     Admdvs, Answer, AnswerBody, DateTime, Infno, Insutype, MdtrtCertType, MedType, Money, Price,
-    Province, PsnCertType, Quantity, Region, Request, RequestBody, Secret,
+    PsnCertType, Quantity, Region, Request, RequestBody, Secret,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -42,8 +42,6 @@ pub struct Tally {
     pub cancels: u64,
     /// Settlements whose outcome was unknown and were reversed by the hospital.
     pub reversed: u64,
-    /// Per (insured → treatment): settlements, fund share, personal-account share, in fen.
-    pub pairs: BTreeMap<(Province, Province), (i64, i64, i64)>,
     /// Calls that went wrong on the client's side (connection refused…).
     pub transport_errors: u64,
 }
@@ -286,10 +284,10 @@ impl His {
         }
     }
 
-    /// Counts a committed settlement or cancel into the clearing pairs.
+    /// Counts a committed settlement or cancel (the clearing itself comes
+    /// from reconciling the day: see `demo::reconcile_day`).
     fn book(
         &self,
-        insured: Admdvs,
         answer: &Answer,
         scenario: &'static str,
         tally: &Mutex<Tally>,
@@ -308,16 +306,11 @@ impl His {
             _ => return None,
         };
         let mut t = lock(tally);
-        let key = (province(insured), province(self.institution.admdvs));
-        let entry = t.pairs.entry(key).or_default();
         let sign = if info.medfee_sumamt.is_some_and(|m| m.fen() < 0) {
             -1
         } else {
             1
         };
-        entry.0 += sign;
-        entry.1 += info.fund_pay_sumamt.map_or(0, Money::fen);
-        entry.2 += info.acct_pay.map_or(0, Money::fen);
         if sign > 0 {
             *t.settlements.entry(scenario).or_default() += 1;
         } else {
@@ -363,7 +356,7 @@ impl His {
     ) -> Option<String> {
         match self.call(&request, tally).await {
             Outcome::Answer(answer) if answer.envelope.is_success() => {
-                self.book(insured, &answer, scenario, tally)
+                self.book(&answer, scenario, tally)
             }
             Outcome::Unknown => {
                 // Did it happen? Only a reversal makes both sides agree again.
@@ -400,7 +393,7 @@ impl His {
         };
         let request = self.request(insured, body);
         if let Outcome::Answer(answer) = self.call(&request, tally).await {
-            self.book(insured, &answer, "cancel", tally);
+            self.book(&answer, "cancel", tally);
         }
     }
 

@@ -68,8 +68,7 @@ pub fn write_statement(
     }
     let date = Date::parse(args.date)
         .map_err(|e| anyhow::anyhow!("--date {:?}: not a date: {e}", args.date))?;
-    let record = record::Record::open_existing(&config.data, admdvs)?;
-    let rows = record.read(|tx| tx.events(date, date, None))?;
+    let rows = statement_rows(config, admdvs, date)?;
     let write = || -> anyhow::Result<()> {
         let file = std::fs::File::create(args.out)?;
         let mut writer = contracts::statement::Writer::new(std::io::BufWriter::new(file))?;
@@ -82,4 +81,14 @@ pub fn write_statement(
     };
     write().with_context(|| format!("writing --out {}", args.out.display()))?;
     Ok(rows.len())
+}
+
+/// Platform `admdvs`'s statement rows for the clearing day `date`, from its record.
+pub fn statement_rows(
+    config: &config::SandboxConfig,
+    admdvs: Admdvs,
+    date: Date,
+) -> anyhow::Result<Vec<contracts::statement::Row>> {
+    let record = record::Record::open_existing(&config.data, admdvs)?;
+    record.read(|tx| tx.events(date, date, None))
 }

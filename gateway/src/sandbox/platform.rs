@@ -445,7 +445,14 @@ impl State {
                     omsgid: None,
                     mdtrt_id: info.mdtrt_id.clone(),
                     fixmedins_code: institution.clone(),
-                    insuplc_admdvs: self.platform.admdvs,
+                    // The person's insured division as the request named it
+                    // (130600 within Hebei's 130000), else the platform's own.
+                    insuplc_admdvs: request
+                        .envelope
+                        .insuplc_admdvs
+                        .map(|r| r.admdvs())
+                        .filter(|r| r.within(self.platform.admdvs))
+                        .unwrap_or(self.platform.admdvs),
                     mdtrtarea_admvs: treatment,
                     insutype: code(info.insutype.as_ref().map(|c| c.code())),
                     med_type: code(info.med_type.as_ref().map(|c| c.code())),
