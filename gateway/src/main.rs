@@ -28,6 +28,8 @@ fn main() -> ExitCode {
         Command::Ledger(LedgerCommand::Export(args)) => gateway::export::run(args),
         Command::Reconcile(args) => gateway::clearing::command::run(args),
     };
+    // Spans still buffered reach the collector before the process ends.
+    gateway::telemetry::shutdown();
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(error) => {

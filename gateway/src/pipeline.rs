@@ -16,6 +16,7 @@ use crate::journal;
 use crate::limit::Scope;
 use crate::metrics::Outcome;
 use crate::state::Gateway;
+use crate::telemetry::{self, span};
 use crate::upstream::Failure;
 use adapters::Dialect;
 use bytes::Bytes;
@@ -25,6 +26,7 @@ use contracts::{Answer, ErrorCode, Infno, Refusal, Request, RequestBody};
 use ledger::{Begin, State};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// What the HTTP layer sends back.
 #[derive(Debug)]
@@ -75,7 +77,29 @@ pub async fn message(
     let started = Instant::now();
     let received_at_ms = journal::now_ms();
     let mut seen = journal::Seen::default();
-    let outcome = run(gateway, caller, dialect, body, traceparent, &mut seen).await;
+    // The request's span: codes only, never the message's content.
+    let request_span = span!(
+        "request",
+        otel.kind = "server",
+        jjj.dialect = dialect.name(),
+        jjj.institution = tracing::field::Empty,
+        jjj.infno = tracing::field::Empty,
+        jjj.insured_region = tracing::field::Empty,
+        jjj.treatment_region = tracing::field::Empty,
+        jjj.outcome = tracing::field::Empty,
+        jjj.error_code = tracing::field::Empty,
+        jjj.infcode = tracing::field::Empty,
+    );
+    telemetry::adopt(&request_span, traceparent);
+    if let Ok(caller) = caller {
+        request_span.record("jjj.institution", caller.institution.code.as_str());
+    }
+    let outcome = run(gateway, caller, dialect, body, traceparent, &mut seen)
+        .instrument(request_span.clone())
+        .await;
+    if telemetry::on() {
+        record_outcome(&request_span, &seen, &outcome);
+    }
     if let (Err(stop), Ok(caller)) = (&outcome, caller) {
         journal_refusal(
             gateway,
@@ -86,7 +110,39 @@ pub async fn message(
             received_at_ms,
         );
     }
-    reply(gateway, dialect, seen.infno, outcome, started)
+    request_span.in_scope(|| reply(gateway, dialect, seen.infno, outcome, started))
+}
+
+/// What the request's span says of its end: the transaction and regions
+/// named, the outcome, the error code, the platform's infcode.
+fn record_outcome(span: &tracing::Span, seen: &journal::Seen, outcome: &Result<Done, Stop>) {
+    if let Some(infno) = seen.infno {
+        span.record("jjj.infno", infno.code());
+    }
+    if let Some(region) = &seen.insured {
+        span.record("jjj.insured_region", region.as_str());
+    }
+    if let Some(region) = &seen.treatment {
+        span.record("jjj.treatment_region", region.as_str());
+    }
+    match outcome {
+        Ok(Done::Answered(answer)) => {
+            span.record("jjj.outcome", "answered");
+            if let Some(infcode) = answer.envelope.infcode.filter(|&c| c != 0) {
+                span.record("jjj.infcode", infcode);
+            }
+        }
+        Ok(Done::Replay(_)) => {
+            span.record("jjj.outcome", "replayed");
+        }
+        Err(stop) => {
+            let code = stop.refusal.code;
+            let failed = code.http_status() >= 500;
+            span.record("jjj.outcome", if failed { "failed" } else { "refused" });
+            span.record("jjj.error_code", code.slug());
+            telemetry::failed(span, code.slug());
+        }
+    }
 }
 
 /// Hands a refusal of an identified caller to the refusal journal's queue
@@ -133,7 +189,9 @@ async fn run(
         );
     }
     // limit: the caller's own rate, before any work is spent on it.
-    if let Err(wait) = gateway.limiters.admit_institution(caller.index) {
+    let admitted = span!("limit", jjj.scope = "institution")
+        .in_scope(|| gateway.limiters.admit_institution(caller.index));
+    if let Err(wait) = admitted {
         gateway.metrics.limited(Scope::Institution);
         return Err(Stop {
             refusal: Refusal::new(
@@ -143,12 +201,14 @@ async fn run(
             retry_after: Some(wait),
         });
     }
-    // decode and validate.
-    let request = dialect.decode_request(body, &gateway.decode_limits)?;
-    *seen = journal::Seen::of(&request);
-    validate_request(&request, &gateway.routes)?;
-    // authorize: the content must agree with the caller's identity.
-    authorize(gateway, caller, &request)?;
+    // decode and validate; authorize: the content must agree with the caller's identity.
+    let request = span!("decode", jjj.dialect = dialect.name()).in_scope(|| {
+        let request = dialect.decode_request(body, &gateway.decode_limits)?;
+        *seen = journal::Seen::of(&request);
+        validate_request(&request, &gateway.routes)?;
+        authorize(gateway, caller, &request)?;
+        Ok::<_, Refusal>(request)
+    })?;
     // claims exchange between platforms (3260–3262): answered from the journal here.
     if request.infno().traits().sender == Sender::Platform {
         return crate::clearing::claims::answer(gateway, caller, &request)
@@ -167,7 +227,9 @@ async fn run(
             )
         })?;
     let target = &gateway.upstreams.regions[region];
-    if let Err(wait) = gateway.limiters.admit_region(target.region.admdvs.value()) {
+    let admitted = span!("limit", jjj.scope = "region")
+        .in_scope(|| gateway.limiters.admit_region(target.region.admdvs.value()));
+    if let Err(wait) = admitted {
         gateway.metrics.limited(Scope::Region);
         return Err(Stop {
             refusal: Refusal::new(
@@ -184,6 +246,7 @@ async fn run(
     if let Some(ledger) = ledger {
         match ledger
             .begin(journal::new_entry(caller, &request, target.region.admdvs))
+            .instrument(span!("journal", jjj.phase = "pending"))
             .await
         {
             Ok(Begin::Fresh) => {}
@@ -206,13 +269,33 @@ async fn run(
             }
         }
     }
-    // upstream: in the platform's dialect, and back.
-    let outgoing = Bytes::from(target.region.dialect.encode_request(&request));
+    // upstream: in the platform's dialect, and back. The platform sees this
+    // call's own span as the parent (or, with tracing off, the caller's header).
+    let upstream_span = span!(
+        "upstream",
+        otel.kind = "client",
+        jjj.region = %target.region.admdvs,
+        jjj.platform_dialect = target.region.dialect.name(),
+        jjj.failure = tracing::field::Empty,
+    );
+    let outgoing =
+        upstream_span.in_scope(|| Bytes::from(target.region.dialect.encode_request(&request)));
+    let propagated = telemetry::traceparent(&upstream_span);
     let called = gateway
         .upstreams
-        .call(region, traits.pace, outgoing, traceparent)
+        .call(
+            region,
+            traits.pace,
+            outgoing,
+            propagated.as_deref().or(traceparent),
+        )
+        .instrument(upstream_span.clone())
         .await;
-    let decoded = match called {
+    if let Err(failure) = &called {
+        upstream_span.record("jjj.failure", failure.label());
+        telemetry::failed(&upstream_span, failure.label());
+    }
+    let decoded = upstream_span.in_scope(|| match called {
         Ok(bytes) => target.region.dialect.decode_answer(request.infno(), &bytes, &gateway.decode_limits).map_err(|refusal| {
             tracing::warn!(infno = %request.infno(), region = %target.region.admdvs, code = refusal.code.slug(), "platform answer unreadable");
             // The platform may have acted on it: the outcome is unknown.
@@ -223,7 +306,8 @@ async fn run(
             tracing::warn!(infno = %request.infno(), region = %target.region.admdvs, failure = failure.label(), "platform call failed");
             Err((upstream_refusal(failure, &target.region.name), failure.outcome_unknown() || matches!(failure, Failure::Status(_))))
         }
-    };
+    });
+    drop(upstream_span);
     let answer = match decoded {
         Ok(answer) => answer,
         Err((refusal, unknown)) => {
@@ -242,7 +326,10 @@ async fn run(
                     Some(refusal.code.number()),
                     Vec::new(),
                 );
-                let written = ledger.finish(&key, record).await;
+                let written = ledger
+                    .finish(&key, record)
+                    .instrument(span!("journal", jjj.phase = "final"))
+                    .await;
                 if unknown || written.is_err() {
                     spawn_resolution(gateway, ledger, &key);
                 }
@@ -274,7 +361,11 @@ async fn run(
             error_code,
             rules,
         );
-        if let Err(error) = ledger.finish(&key, record).await {
+        let written = ledger
+            .finish(&key, record)
+            .instrument(span!("journal", jjj.phase = "final"))
+            .await;
+        if let Err(error) = written {
             // The platform has committed, the journal cannot say so: the hospital
             // must not believe either outcome. The gateway reverses it.
             tracing::error!(%error, "journal unavailable after the platform answered; reversing");
@@ -432,7 +523,8 @@ fn reply(
                     );
                     Reply {
                         status: refusal.code.http_status(),
-                        body: dialect.encode_answer(infno, &Answer::refusal(&refusal)),
+                        body: span!("encode")
+                            .in_scope(|| dialect.encode_answer(infno, &Answer::refusal(&refusal))),
                         media_type: dialect.media_type(),
                         retry_after: None,
                     }
@@ -445,7 +537,7 @@ fn reply(
                 .request(infno, Outcome::Answered, started.elapsed());
             Reply {
                 status: 200,
-                body: dialect.encode_answer(infno, &answer),
+                body: span!("encode").in_scope(|| dialect.encode_answer(infno, &answer)),
                 media_type: dialect.media_type(),
                 retry_after: None,
             }
@@ -466,7 +558,8 @@ fn reply(
             }
             Reply {
                 status: code.http_status(),
-                body: dialect.encode_answer(infno, &Answer::refusal(&stop.refusal)),
+                body: span!("encode")
+                    .in_scope(|| dialect.encode_answer(infno, &Answer::refusal(&stop.refusal))),
                 media_type: dialect.media_type(),
                 retry_after: stop
                     .retry_after

@@ -84,6 +84,7 @@ pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyh
         in_flight: Arc::new(Semaphore::new(server.concurrency_max)),
         gateway: Arc::new(gateway),
     });
+    crate::telemetry::observe(&shared.gateway); // /metrics through OTLP too, when configured
     spawn_duties(&shared.gateway, &tls);
     // Calls an earlier process left pending or unknown are reversed, once no
     // gateway can still be forwarding them, before /readyz turns ready. It

@@ -1,0 +1,770 @@
+//! Traces over OTLP/HTTP to a receiver this test runs (no Collector binary
+//! can be installed here: the receiver decodes `ExportTraceServiceRequest`
+//! with opentelemetry-proto's prost types, as a Collector's OTLP/HTTP
+//! receiver does):
+//!
+//! - a demo day exports a span per request with its children, takes a
+//!   caller's `traceparent` as the parent, and neither its spans nor its log
+//!   carry an ID number or a patient's name;
+//! - a platform receives a `traceparent` naming the gateway's own `upstream`
+//!   span, in the caller's trace.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
+mod harness;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, Metric};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the OTLP receiver got: (service.name, span) pairs, and metrics.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(String, Span)>>>, Arc<Mutex<Vec<Metric>>>);
+
+impl Received {
+    fn spans(&self) -> Vec<(String, Span)> {
+        self.0.lock().unwrap().clone()
+    }
+    fn metrics(&self) -> Vec<Metric> {
+        self.1.lock().unwrap().clone()
+    }
+}
+
+/// An OTLP/HTTP receiver on 127.0.0.1: POST /v1/traces, protobuf.
+async fn otlp_receiver() -> (u16, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Received::default();
+    let store = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                        let store = store.clone();
+                        async move {
+                            let path = request.uri().path().to_owned();
+                            let body = match request.into_body().collect().await {
+                                Ok(body) => body.to_bytes(),
+                                Err(_) => return Ok::<_, std::convert::Infallible>(answer(400)),
+                            };
+                            if path == "/v1/metrics" {
+                                let Ok(export) = ExportMetricsServiceRequest::decode(body) else {
+                                    return Ok(answer(400));
+                                };
+                                let mut metrics = store.1.lock().unwrap();
+                                for resource in export.resource_metrics {
+                                    for scope in resource.scope_metrics {
+                                        metrics.extend(scope.metrics);
+                                    }
+                                }
+                            } else if path == "/v1/traces" {
+                                let Ok(export) = ExportTraceServiceRequest::decode(body) else {
+                                    return Ok(answer(400));
+                                };
+                                let mut spans = store.0.lock().unwrap();
+                                for resource in export.resource_spans {
+                                    let service = resource
+                                        .resource
+                                        .iter()
+                                        .flat_map(|r| &r.attributes)
+                                        .find(|kv| kv.key == "service.name")
+                                        .and_then(|kv| kv.value.as_ref())
+                                        .map(text_of)
+                                        .unwrap_or_default();
+                                    for scope in resource.scope_spans {
+                                        spans.extend(
+                                            scope.spans.into_iter().map(|s| (service.clone(), s)),
+                                        );
+                                    }
+                                }
+                            }
+                            Ok(answer(200))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (port, received)
+}
+
+fn answer(status: u16) -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    response.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/x-protobuf"),
+    );
+    response
+}
+
+fn text_of(value: &AnyValue) -> String {
+    match &value.value {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(n)) => n.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::ArrayValue(list)) => list
+            .values
+            .iter()
+            .map(text_of)
+            .collect::<Vec<_>>()
+            .join(" "),
+        Some(any_value::Value::KvlistValue(list)) => list
+            .values
+            .iter()
+            .map(|kv| {
+                format!(
+                    "{}={}",
+                    kv.key,
+                    kv.value.as_ref().map(text_of).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .map(text_of)
+}
+
+/// Every text a span carries: its name, attributes, events, status.
+fn texts(span: &Span) -> String {
+    let mut out = span.name.clone();
+    for kv in &span.attributes {
+        out.push_str(&format!(
+            "\n{}={}",
+            kv.key,
+            kv.value.as_ref().map(text_of).unwrap_or_default()
+        ));
+    }
+    for event in &span.events {
+        out.push('\n');
+        out.push_str(&event.name);
+        for kv in &event.attributes {
+            out.push_str(&format!(
+                " {}={}",
+                kv.key,
+                kv.value.as_ref().map(text_of).unwrap_or_default()
+            ));
+        }
+    }
+    if let Some(status) = &span.status {
+        out.push('\n');
+        out.push_str(&status.message);
+    }
+    out
+}
+
+/// Anything shaped like an 18-character ID number (the demo test's rule).
+fn id_like(text: &str) -> Option<String> {
+    text.as_bytes()
+        .windows(18)
+        .find(|w| {
+            w[..17].iter().all(u8::is_ascii_digit)
+                && (w[17].is_ascii_digit() || w[17] == b'X' || w[17] == b'x')
+        })
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A child process, killed on drop, whose stdout lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(mut command: Command) -> Running {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn jjj-gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line containing `needle`, within `limit`.
+    fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {limit:?}; printed:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit (which flushes the spans).
+    fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "exit status {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn otel_env(command: &mut Command, port: u16, service: &str) {
+    command
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_SERVICE_NAME", service)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+        .env("OTEL_BSP_MAX_QUEUE_SIZE", "65536")
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_TRACES_SAMPLER")
+        .env_remove("OTEL_SDK_DISABLED");
+}
+
+/// POSTs national JSON with a `traceparent`, as `code`.
+async fn post_traced(certs: &Path, code: &str, url: &str, body: String, traceparent: &str) -> u16 {
+    let tls = gateway::tls::client_config(
+        &certs.join("ca.pem"),
+        &certs.join(format!("{code}.pem")),
+        &certs.join(format!("{code}.key")),
+    )
+    .expect("client TLS");
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
+    let request = http::Request::post(url)
+        .header("content-type", "application/json")
+        .header("traceparent", traceparent)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = client.request(request).await.expect("request");
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    status
+}
+
+/// The demo's patients: (ID number, name), read back from the platforms' records.
+fn demo_patients(dir: &Path) -> Vec<(String, String)> {
+    let far = contracts::Date::parse("2099-12-31").unwrap();
+    let mut patients = Vec::new();
+    for entry in std::fs::read_dir(dir.join("sandbox-data")).expect("sandbox-data") {
+        let path = entry.unwrap().path();
+        let Some(admdvs) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".sqlite"))
+            .and_then(|n| contracts::Admdvs::parse(n).ok())
+        else {
+            continue;
+        };
+        let db = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut statement = db
+            .prepare("SELECT id_number FROM people UNION SELECT id_number FROM settlements")
+            .unwrap();
+        let ids: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for id in ids {
+            if let Some(person) = gateway::sandbox::population::person(&id, admdvs, far) {
+                patients.push((id, person.name.expose().to_owned()));
+            }
+        }
+    }
+    patients
+}
+
+/// The names in the contracts' example messages (`psn_name` and the like).
+fn fixture_names() -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/fixtures/national");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        collect_names(&json, &mut names);
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn collect_names(json: &serde_json::Value, out: &mut Vec<String>) {
+    match json {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                if key.ends_with("_name") && !key.starts_with("fixmedins") {
+                    if let Some(text) = value.as_str().filter(|t| !t.is_empty()) {
+                        if !text.is_ascii() {
+                            out.push(text.to_owned());
+                        }
+                    }
+                }
+                collect_names(value, out);
+            }
+        }
+        serde_json::Value::Array(list) => list.iter().for_each(|v| collect_names(v, out)),
+        _ => {}
+    }
+}
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_day_exports_its_spans_and_no_personal_data() {
+    let (port, received) = otlp_receiver().await;
+    let dir = std::env::temp_dir().join(format!("jjj-telemetry-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut command = Command::new(harness::BIN);
+    command
+        .args(["demo", "--visits", "33", "--keep-running", "--data-dir"])
+        .arg(&dir);
+    otel_env(&mut command, port, "jjj-demo-under-test");
+    let mut demo = tokio::task::block_in_place(|| Running::start(command));
+    let line =
+        tokio::task::block_in_place(|| demo.wait_for("keeps running at", Duration::from_secs(300)));
+    let base = line
+        .split("running at ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the gateway's address")
+        .to_owned();
+    // A caller of its own, in a trace of its own.
+    let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
+    let status = post_traced(
+        &dir.join("certs"),
+        "H11010500123",
+        &format!("{base}{}", harness::NATIONAL),
+        harness::fixture("2207-request.json"),
+        &traceparent,
+    )
+    .await;
+    assert!(status < 500, "status {status}");
+    tokio::task::block_in_place(|| demo.terminate());
+
+    let spans = received.spans();
+    assert!(!spans.is_empty(), "no span reached the OTLP receiver");
+    assert!(
+        spans
+            .iter()
+            .all(|(service, _)| service == "jjj-demo-under-test"),
+        "OTEL_SERVICE_NAME is the resource's service.name"
+    );
+    let requests = spans.iter().filter(|(_, s)| s.name == "request").count();
+    eprintln!(
+        "the receiver got {} spans, {requests} of them request spans",
+        spans.len()
+    );
+    assert!(requests >= 33, "only {requests} request spans");
+
+    // The caller's trace: its span is the request span's parent, and the
+    // request span has the children of the request path.
+    let request = spans
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.name == "request" && hex(&s.trace_id) == TRACE_ID)
+        .expect("a request span in the caller's trace");
+    assert_eq!(hex(&request.parent_span_id), CALLER_SPAN);
+    assert_eq!(attribute(request, "jjj.infno").as_deref(), Some("2207"));
+    assert_eq!(
+        attribute(request, "jjj.institution").as_deref(),
+        Some("H11010500123")
+    );
+    assert_eq!(
+        attribute(request, "jjj.insured_region").as_deref(),
+        Some("130600")
+    );
+    assert_eq!(
+        attribute(request, "jjj.treatment_region").as_deref(),
+        Some("110000")
+    );
+    assert!(attribute(request, "jjj.outcome").is_some());
+    let children: Vec<&Span> = spans
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| s.parent_span_id == request.span_id)
+        .collect();
+    for name in ["limit", "decode", "journal", "upstream", "encode"] {
+        assert!(
+            children.iter().all(|c| hex(&c.trace_id) == TRACE_ID),
+            "children in the caller's trace"
+        );
+        assert!(
+            children.iter().any(|c| c.name == name),
+            "no {name} child of the request span; children: {:?}",
+            children.iter().map(|c| &c.name).collect::<Vec<_>>()
+        );
+    }
+    // Every span of the day has the same shape: children only under requests.
+    let request_ids: std::collections::HashSet<&Vec<u8>> = spans
+        .iter()
+        .filter(|(_, s)| s.name == "request")
+        .map(|(_, s)| &s.span_id)
+        .collect();
+    for (_, span) in &spans {
+        if span.name != "request" {
+            assert!(
+                request_ids.contains(&span.parent_span_id),
+                "{} is not a child of a request span",
+                span.name
+            );
+        }
+    }
+    // Refusals were traced too, with their code.
+    assert!(spans.iter().any(|(_, s)| s.name == "request"
+        && attribute(s, "jjj.outcome").as_deref() == Some("refused")
+        && attribute(s, "jjj.error_code").is_some()));
+
+    // The metrics of /metrics arrived too, under the same names.
+    let metrics = received.metrics();
+    let answered: f64 = metrics
+        .iter()
+        .filter(|m| m.name == "jjj_requests_total")
+        .filter_map(|m| match &m.data {
+            Some(metric::Data::Sum(sum)) => Some(&sum.data_points),
+            _ => None,
+        })
+        .flatten()
+        .filter(|p| {
+            p.attributes.iter().any(|kv| {
+                kv.key == "outcome" && kv.value.as_ref().map(text_of).as_deref() == Some("answered")
+            })
+        })
+        .filter_map(|p| match p.value {
+            Some(number_data_point::Value::AsDouble(v)) => Some(v),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        answered >= 33.0,
+        "jjj_requests_total{{outcome=\"answered\"}} over OTLP: {answered}"
+    );
+    for name in [
+        "jjj_request_duration_seconds_count",
+        "jjj_upstream_breaker_open",
+        "jjj_refusals_total",
+    ] {
+        assert!(
+            metrics.iter().any(|m| m.name == name),
+            "no {name} over OTLP"
+        );
+    }
+
+    // No personal data: no ID number, no patient's name, in spans or log.
+    let log = std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default();
+    assert!(!log.is_empty(), "the gateway logged nothing");
+    let exported: String = spans
+        .iter()
+        .map(|(_, s)| texts(s))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let patients = demo_patients(&dir);
+    assert!(patients.len() >= 10, "only {} patients", patients.len());
+    let names = fixture_names();
+    assert!(names.iter().any(|n| n == "张伟"), "{names:?}");
+    for (what, text) in [("the exported spans", &exported), ("the log", &log)] {
+        assert_eq!(id_like(text), None, "an ID number in {what}");
+        for (id, name) in &patients {
+            assert!(
+                !text.contains(id.as_str()),
+                "a patient's ID number in {what}"
+            );
+            assert!(
+                !text.contains(name.as_str()),
+                "patient name {name} in {what}"
+            );
+        }
+        for name in &names {
+            assert!(
+                !text.contains(name.as_str()),
+                "fixture name {name} in {what}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A platform stand-in that records the `traceparent` of what it receives
+/// and answers 500.
+async fn recording_platform(certs: &Path) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let tls = gateway::tls::server_config(
+        &certs.join("ca.pem"),
+        &certs.join("server.pem"),
+        &certs.join("server.key"),
+    )
+    .expect("server TLS");
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let store = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let store = store.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service =
+                    hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                        let store = store.clone();
+                        async move {
+                            let header = request
+                                .headers()
+                                .get("traceparent")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned();
+                            store.lock().unwrap().push(header);
+                            let _ = request.into_body().collect().await;
+                            Ok::<_, std::convert::Infallible>(answer(500))
+                        }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_receives_the_upstream_spans_traceparent() {
+    let (otlp_port, received) = otlp_receiver().await;
+    let scratch = harness::Scratch::new("telemetry-propagation");
+    let certs = scratch.path("certs");
+    tokio::task::block_in_place(|| harness::certs_init(&certs, &[harness::BEIJING_HOSPITAL]));
+    let (platform_port, headers) = recording_platform(&certs).await;
+    let gateway_port = harness::free_port();
+    let url = format!("https://127.0.0.1:{platform_port}{}", harness::NATIONAL);
+    let mut config = format!(
+        "[server]\nlisten = \"127.0.0.1:{gateway_port}\"\nca = \"certs/ca.pem\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\n"
+    );
+    for (admdvs, name) in [("110000", "北京"), ("120000", "天津"), ("130000", "河北")] {
+        config.push_str(&format!(
+            "\n[[regions]]\nadmdvs = \"{admdvs}\"\nname = \"{name}\"\ndialect = \"national\"\nupstreams = [\"{url}\"]\nca = \"certs/ca.pem\"\nclient_cert = \"certs/gateway.pem\"\nclient_key = \"certs/gateway.key\"\n"
+        ));
+    }
+    config.push_str(&format!(
+        "\n[[institutions]]\ncode = \"{}\"\nname = \"test\"\nrole = \"hospital\"\nadmdvs = \"110105\"\nlevel = 3\n",
+        harness::BEIJING_HOSPITAL
+    ));
+    std::fs::write(scratch.path("gateway.toml"), config).unwrap();
+    let mut command = Command::new(harness::BIN);
+    command
+        .args(["serve", "--config"])
+        .arg(scratch.path("gateway.toml"));
+    otel_env(&mut command, otlp_port, "jjj-gateway-under-test");
+    let mut serve = tokio::task::block_in_place(|| Running::start(command));
+    tokio::task::block_in_place(|| serve.wait_for("listening on", Duration::from_secs(60)));
+
+    let status = post_traced(
+        &certs,
+        harness::BEIJING_HOSPITAL,
+        &format!("https://127.0.0.1:{gateway_port}{}", harness::NATIONAL),
+        harness::fixture("1101-request.json"),
+        &format!("00-{TRACE_ID}-{CALLER_SPAN}-01"),
+    )
+    .await;
+    assert_eq!(status, 502, "the platform answered 500");
+    tokio::task::block_in_place(|| serve.terminate());
+
+    let sent = headers.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let parts: Vec<&str> = sent[0].split('-').collect();
+    assert_eq!(parts.len(), 4, "{sent:?}");
+    assert_eq!(
+        parts[1], TRACE_ID,
+        "the caller's trace goes on to the platform"
+    );
+    assert_ne!(
+        parts[2], CALLER_SPAN,
+        "the platform's parent is the gateway's span"
+    );
+
+    let spans = received.spans();
+    let upstream = spans
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.name == "upstream" && hex(&s.span_id) == parts[2])
+        .expect("the platform's parent is the exported upstream span");
+    assert_eq!(attribute(upstream, "jjj.region").as_deref(), Some("130000"));
+    assert_eq!(
+        attribute(upstream, "jjj.failure").as_deref(),
+        Some("status")
+    );
+    let request = spans
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.span_id == upstream.parent_span_id)
+        .expect("the upstream span's parent");
+    assert_eq!(request.name, "request");
+    assert_eq!(hex(&request.parent_span_id), CALLER_SPAN);
+    assert_eq!(attribute(request, "jjj.outcome").as_deref(), Some("failed"));
+    assert_eq!(
+        attribute(request, "jjj.error_code").as_deref(),
+        Some("upstream_bad_answer")
+    );
+    assert_eq!(
+        request.status.as_ref().map(|s| s.code),
+        Some(2),
+        "a failed request's span has status ERROR"
+    );
+}
+
+/// The deploy/ files that tools can check: the systemd unit
+/// (`systemd-analyze verify`), the alert rules (`promtool check rules`), and
+/// that the dashboard and the rules use only series the gateway renders.
+/// A missing tool is skipped loudly.
+#[test]
+fn the_deploy_files_check() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let metrics_source = std::fs::read_to_string(root.join("gateway/src/metrics.rs")).unwrap();
+    for file in [
+        "deploy/grafana/jjj-gateway.json",
+        "deploy/prometheus/alerts.yml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        if file.ends_with(".json") {
+            serde_json::from_str::<serde_json::Value>(&text).expect("dashboard JSON");
+        }
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("jjj_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            let family = name
+                .strip_suffix("_bucket")
+                .or_else(|| name.strip_suffix("_sum"))
+                .or_else(|| name.strip_suffix("_count"))
+                .unwrap_or(&name);
+            assert!(
+                metrics_source.contains(&format!("# TYPE {family} ")),
+                "{file} uses {name}, which /metrics does not render"
+            );
+        }
+    }
+    match Command::new("systemd-analyze").arg("--version").output() {
+        Ok(_) => {
+            // The unit names the installed binary; verify it against the built one.
+            let unit = std::fs::read_to_string(root.join("deploy/systemd/jjj-gateway.service"))
+                .unwrap()
+                .replace("/usr/local/bin/jjj-gateway", harness::BIN);
+            let dir = harness::Scratch::new("systemd");
+            let path = dir.path("jjj-gateway.service");
+            std::fs::write(&path, unit).unwrap();
+            let out = Command::new("systemd-analyze")
+                .arg("verify")
+                .arg(&path)
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&out.stderr);
+            // Outside a booted systemd, verify may not find the default targets; anything else is a finding.
+            let findings: Vec<&str> = said
+                .lines()
+                .filter(|l| !l.contains("sysinit.target"))
+                .collect();
+            assert!(findings.is_empty(), "systemd-analyze verify:\n{said}");
+        }
+        Err(_) => eprintln!("SKIPPED: systemd-analyze is not installed (apt-get install systemd)"),
+    }
+    match Command::new("promtool").arg("--version").output() {
+        Ok(_) => {
+            let out = Command::new("promtool")
+                .args(["check", "rules"])
+                .arg(root.join("deploy/prometheus/alerts.yml"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check rules:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) => eprintln!("SKIPPED: promtool is not installed (apt-get install prometheus)"),
+    }
+}
