@@ -404,6 +404,92 @@ fn split_line(
     Ok(true)
 }
 
+/// Where each column is in a statement's lines, from its header: enough to
+/// parse any single line of that statement (e.g. on another thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    positions: [usize; 16],
+    width: usize,
+}
+
+impl Layout {
+    /// Reads a header line (without its line end; a byte-order mark is ignored).
+    pub fn from_header(line: &[u8]) -> Result<Layout, StatementError> {
+        let text = std::str::from_utf8(line)
+            .map_err(|_| StatementError::line(1, "not UTF-8"))?
+            .trim_start_matches('\u{feff}');
+        let mut spans = Vec::new();
+        let mut unquoted = String::new();
+        let in_unquoted = split_line(text, 1, &mut spans, &mut unquoted)?;
+        let source = if in_unquoted { unquoted.as_str() } else { text };
+        let mut positions = [usize::MAX; 16];
+        for (at, &(from, to)) in spans.iter().enumerate() {
+            let name = source[from..to].trim();
+            if let Some(i) = COLUMNS.iter().position(|c| *c == name) {
+                if positions[i] != usize::MAX {
+                    return Err(StatementError {
+                        line: 1,
+                        column: at + 1,
+                        field: Some(COLUMNS[i]),
+                        message: format!("column {} appears twice", COLUMNS[i]),
+                    });
+                }
+                positions[i] = at;
+            }
+        }
+        if let Some(i) = positions.iter().position(|&p| p == usize::MAX) {
+            return Err(StatementError::line(
+                1,
+                format!("the header lacks column {}", COLUMNS[i]),
+            ));
+        }
+        Ok(Layout {
+            positions,
+            width: spans.len(),
+        })
+    }
+
+    /// The 1-based column of `name`.
+    pub fn column(&self, name: &str) -> usize {
+        COLUMNS
+            .iter()
+            .position(|c| *c == name)
+            .map_or(0, |i| self.positions[i] + 1)
+    }
+
+    /// Parses one line (without its line end) numbered `number`; `spans` and
+    /// `unquoted` are scratch space the caller keeps between calls. `Ok(None)`
+    /// for a blank line.
+    pub fn parse<'a>(
+        &self,
+        line: &'a [u8],
+        number: u64,
+        spans: &mut Vec<(usize, usize)>,
+        unquoted: &'a mut String,
+    ) -> Result<Option<RowRef<'a>>, StatementError> {
+        if line.len() > MAX_LINE {
+            return Err(StatementError::line(
+                number,
+                format!("line longer than {MAX_LINE} bytes"),
+            ));
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let text =
+            std::str::from_utf8(line).map_err(|_| StatementError::line(number, "not UTF-8"))?;
+        let in_unquoted = split_line(text, number, spans, unquoted)?;
+        if spans.len() != self.width {
+            return Err(StatementError::line(
+                number,
+                format!("{} fields where the header has {}", spans.len(), self.width),
+            ));
+        }
+        let source: &'a str = if in_unquoted { unquoted } else { text };
+        row_of(source, spans, &self.positions, number).map(Some)
+    }
+}
+
 /// Reads a statement row by row. The first line must be a header naming
 /// every column of [`COLUMNS`] once, in any order; other columns are ignored.
 pub struct Reader<R: BufRead> {
@@ -475,35 +561,9 @@ impl<R: BufRead> Reader<R> {
         if !read_bounded(&mut input, &mut buffer, 1, &mut consumed)? {
             return Err(StatementError::line(1, "empty statement: no header"));
         }
-        let text = std::str::from_utf8(&buffer)
-            .map_err(|_| StatementError::line(1, "not UTF-8"))?
-            .trim_start_matches('\u{feff}');
-        let mut spans = Vec::new();
-        let mut unquoted = String::new();
-        let in_unquoted = split_line(text, 1, &mut spans, &mut unquoted)?;
-        let source = if in_unquoted { unquoted.as_str() } else { text };
-        let mut positions = [usize::MAX; 16];
-        for (at, &(from, to)) in spans.iter().enumerate() {
-            let name = source[from..to].trim();
-            if let Some(i) = COLUMNS.iter().position(|c| *c == name) {
-                if positions[i] != usize::MAX {
-                    return Err(StatementError {
-                        line: 1,
-                        column: at + 1,
-                        field: Some(COLUMNS[i]),
-                        message: format!("column {} appears twice", COLUMNS[i]),
-                    });
-                }
-                positions[i] = at;
-            }
-        }
-        if let Some(i) = positions.iter().position(|&p| p == usize::MAX) {
-            return Err(StatementError::line(
-                1,
-                format!("the header lacks column {}", COLUMNS[i]),
-            ));
-        }
-        let width = spans.len();
+        let layout = Layout::from_header(&buffer)?;
+        let (positions, width) = (layout.positions, layout.width);
+        let unquoted = String::new();
         Ok(Reader {
             input,
             line: 1,
@@ -516,6 +576,14 @@ impl<R: BufRead> Reader<R> {
             consumed,
             row_offset: consumed,
         })
+    }
+
+    /// The statement's layout (from its header).
+    pub fn layout(&self) -> Layout {
+        Layout {
+            positions: self.positions,
+            width: self.width,
+        }
     }
 
     /// The number of the last line read.

@@ -95,7 +95,7 @@ pub fn regions_of(config: &crate::config::Config) -> Regions {
 }
 
 /// Reconciles and clears one day from its sources.
-pub fn build<G: GatewaySource, S: BufRead>(
+pub fn build<G: GatewaySource, S: BufRead + Send>(
     day: Date,
     regions: &Regions,
     gateway: G,
