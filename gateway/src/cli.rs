@@ -88,6 +88,13 @@ pub enum Command {
     /// The settlement journal: export a clearing day's statement from it.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Generate load over mutual TLS: open loop at a fixed rate (latency from
+    /// the scheduled send time), closed loop at maximum with N connections, or
+    /// a fresh full TLS handshake per request; HDR percentiles, throughput and
+    /// errors by class.
+    ///
+    /// Example: jjj-gateway load --target https://127.0.0.1:8443/v1/messages/tj --ca certs/ca.pem --cert certs/H12010100789.pem --key certs/H12010100789.key --body 1101.xml --connections 32 --duration 10
+    Load(crate::load::LoadArgs),
 }
 
 /// `ledger` subcommands.

@@ -11,6 +11,7 @@ pub mod export;
 pub mod identity;
 pub mod journal;
 pub mod limit;
+pub mod load;
 pub mod metrics;
 pub mod pipeline;
 pub mod reconcile;

@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# The gateway against nginx as a plain mutual-TLS reverse proxy, side by side
+# in one run on this machine, with the same generator (`jjj-gateway load`),
+# the same connections and the same payloads (issue 9; BENCHMARKS.md).
+#
+#   deploy/bench/gateway-vs-nginx.sh
+#
+# What it does:
+#  1. builds release (jjj-gateway and the example upstream_standin);
+#  2. makes a development PKI (`jjj-gateway certs init`) for a Tianjin hospital;
+#  3. starts the upstream stand-in: a minimal mTLS HTTP/1.1 server answering
+#     each request with the canned answer of its transaction from
+#     contracts/fixtures/ (national JSON for national requests, tj XML for tj);
+#  4. starts nginx (Debian's package; installed with apt-get if missing) as a
+#     mutual-TLS reverse proxy passing everything through to the stand-in;
+#  5. starts the gateway with its journal on (SQLite ledger, synchronous=FULL)
+#     and every region routed to the stand-in in the national dialect;
+#  6. drives both with the Tianjin hospital H12010100789's tj-XML requests
+#     (contracts/fixtures/tj/, its own code and region put in), POSTed to
+#     /v1/messages/tj:
+#       (a) lookups and fee uploads (1101, 2204, 2301 round-robin; not journalled),
+#       (b) settlements (2207, a fresh msgid per request: every one journalled
+#           pending and final), each
+#       - closed loop at maximum with $CONNECTIONS connections (throughput, p99),
+#       - open loop at 70% of nginx's maximum rate of the same set (p99 from
+#         the scheduled send time);
+#     and full mTLS handshakes per second without resumption (a fresh
+#     connection per GET /healthz, $HS_CONNECTIONS at a time);
+#  7. prints the gateway/nginx ratios and writes every run's JSON to $WORK.
+#
+# Environment: DURATION (s per run, default 10), CONNECTIONS (default 32),
+# HS_CONNECTIONS (default 16), LOAD_THREADS (generator threads, default 1),
+# WORK (scratch folder, default a new one under /tmp), KEEP=1 leaves the
+# servers running at the end, PERF=1 records `perf record -g` of the gateway
+# during its closed-loop runs into $WORK/perf-*.data.
+# Ten runs of DURATION seconds, warm-up and the build: about 5 minutes with defaults.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+HS_CONNECTIONS=${HS_CONNECTIONS:-16}
+LOAD_THREADS=${LOAD_THREADS:-1}
+WORK=${WORK:-$(mktemp -d /tmp/jjj-bench.XXXXXX)}
+HOSPITAL=H12010100789
+mkdir -p "$WORK"
+echo "scratch folder: $WORK"
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    echo "installing nginx (Debian package)"
+    apt-get install -y nginx >/dev/null || { apt-get update >/dev/null && apt-get install -y nginx >/dev/null; }
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "building release"
+(cd "$ROOT" && cargo build --release -q -p gateway --bin jjj-gateway --example upstream_standin)
+BIN=$ROOT/target/release/jjj-gateway
+STANDIN=$ROOT/target/release/examples/upstream_standin
+
+PIDS=()
+cleanup() {
+    if [ "${KEEP:-0}" != 1 ]; then
+        for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+        wait 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits until FILE has a line "listening on https://…".
+wait_listening() {
+    for _ in $(seq 1 300); do
+        grep -q "listening on" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "$1: did not start" >&2; cat "$1" >&2; exit 1
+}
+
+CERTS=$WORK/certs
+rm -rf "$CERTS" "$WORK/data"
+"$BIN" certs init --out "$CERTS" --client "$HOSPITAL" >/dev/null
+
+# The tj fixtures as the Tianjin hospital sends them: its code and its region
+# (LC_ALL=C: the files are GB18030; every pattern starts with '<', which is
+# never the second byte of a GB18030 character).
+mkdir -p "$WORK/bodies"
+for n in 1101 2204 2301 2207; do
+    LC_ALL=C sed -e "s#<DDJGBH>H11010500123</DDJGBH>#<DDJGBH>$HOSPITAL</DDJGBH>#" \
+                 -e "s#<JYDQH>110000</JYDQH>#<JYDQH>120000</JYDQH>#" \
+                 -e "s#<BWID>H11010500123#<BWID>$HOSPITAL#" \
+                 "$ROOT/contracts/fixtures/tj/$n-request.xml" >"$WORK/bodies/$n.xml"
+done
+
+STANDIN_PORT=$(free_port); NGINX_PORT=$(free_port); GATEWAY_PORT=$(free_port)
+
+"$STANDIN" --listen "127.0.0.1:$STANDIN_PORT" --ca "$CERTS/ca.pem" --cert "$CERTS/server.pem" \
+    --key "$CERTS/server.key" --fixtures "$ROOT/contracts/fixtures" >"$WORK/standin.log" 2>&1 &
+PIDS+=($!)
+wait_listening "$WORK/standin.log"
+
+mkdir -p "$WORK/nginx/tmp"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    client_max_body_size 4m;
+    client_body_buffer_size 1m;
+    keepalive_requests 10000000;
+    upstream standin {
+        server 127.0.0.1:$STANDIN_PORT;
+        keepalive 256;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT ssl;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_certificate $CERTS/server.pem;
+        ssl_certificate_key $CERTS/server.key;
+        ssl_client_certificate $CERTS/ca.pem;
+        ssl_verify_client on;
+        ssl_session_tickets off;
+        ssl_session_cache off;
+        location = /healthz { return 200 "ok\n"; }
+        location / {
+            proxy_pass https://standin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_ssl_certificate $CERTS/gateway.pem;
+            proxy_ssl_certificate_key $CERTS/gateway.key;
+            proxy_ssl_trusted_certificate $CERTS/ca.pem;
+            proxy_ssl_verify on;
+            proxy_ssl_name localhost;
+            proxy_ssl_session_reuse on;
+        }
+    }
+}
+EOF
+"$NGINX" -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+PIDS+=($!)
+
+UP="https://127.0.0.1:$STANDIN_PORT/fsi/api/rsfComIfsService/callService"
+{
+    cat <<EOF
+[server]
+listen = "127.0.0.1:$GATEWAY_PORT"
+ca = "certs/ca.pem"
+cert = "certs/server.pem"
+key = "certs/server.key"
+concurrency_max = 4096
+
+[limits]
+institution_per_second = 1000000
+institution_burst = 1000000
+region_per_second = 1000000
+region_burst = 1000000
+
+[ledger]
+url = "sqlite://data/ledger.db"
+EOF
+    for r in "110000 北京" "120000 天津" "130000 河北"; do
+        set -- $r
+        cat <<EOF
+
+[[regions]]
+admdvs = "$1"
+name = "$2"
+dialect = "national"
+upstreams = ["$UP"]
+ca = "certs/ca.pem"
+client_cert = "certs/gateway.pem"
+client_key = "certs/gateway.key"
+EOF
+    done
+    cat <<EOF
+
+[[institutions]]
+code = "$HOSPITAL"
+name = "天津市示例医院"
+role = "hospital"
+admdvs = "120101"
+level = 3
+dialect = "tj"
+EOF
+} >"$WORK/gateway.toml"
+mkdir -p "$WORK/data"
+"$BIN" serve --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>"$WORK/gateway.err" &
+GATEWAY_PID=$!
+PIDS+=($GATEWAY_PID)
+wait_listening "$WORK/gateway.log"
+
+CURL=(curl -sS --cacert "$CERTS/ca.pem" --cert "$CERTS/$HOSPITAL.pem" --key "$CERTS/$HOSPITAL.key")
+for _ in $(seq 1 100); do
+    "${CURL[@]}" -f "https://127.0.0.1:$GATEWAY_PORT/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+for _ in $(seq 1 100); do
+    "${CURL[@]}" -f "https://127.0.0.1:$NGINX_PORT/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+GATEWAY_URL="https://127.0.0.1:$GATEWAY_PORT/v1/messages/tj"
+NGINX_URL="https://127.0.0.1:$NGINX_PORT/v1/messages/tj"
+# One request of each kind through both, to see that they answer successfully.
+for n in 1101 2204 2301 2207; do
+    for url in "$GATEWAY_URL" "$NGINX_URL"; do
+        answer=$("${CURL[@]}" -H 'content-type: application/xml' --data-binary @"$WORK/bodies/$n.xml" "$url" | LC_ALL=C grep -ao '<JYZTM>[^<]*</JYZTM>' || true)
+        if [ "$answer" != "<JYZTM>0</JYZTM>" ]; then
+            echo "$n via $url did not succeed: '$answer'" >&2; exit 1
+        fi
+    done
+done
+
+A_BODIES=(--body "$WORK/bodies/1101.xml" --body "$WORK/bodies/2204.xml" --body "$WORK/bodies/2301.xml")
+B_BODIES=(--body "$WORK/bodies/2207.xml" --unique-msgid)
+
+# load NAME URL ARGS...: one run, its JSON in $WORK/NAME.json.
+load() {
+    local name=$1 url=$2; shift 2
+    local perf_pid=""
+    if [ "${PERF:-0}" = 1 ] && [[ $name == gateway-*-max ]]; then
+        perf record -g -F 499 -p "$GATEWAY_PID" -o "$WORK/perf-$name.data" >/dev/null 2>&1 &
+        perf_pid=$!
+        sleep 0.5
+    fi
+    "$BIN" load --target "$url" --ca "$CERTS/ca.pem" --cert "$CERTS/$HOSPITAL.pem" \
+        --key "$CERTS/$HOSPITAL.key" --threads "$LOAD_THREADS" --json "$@" >"$WORK/$name.json"
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
+    jq -r --arg n "$name" '"\($n): \(.throughput_rps|floor)/s ok, p50 \(.latency_ms.p50) p99 \(.latency_ms.p99) p99.9 \(.latency_ms.p999) max \(.latency_ms.max) ms, handshakes \(.handshakes_per_s|floor)/s, errors \(.errors_total) \(.errors|with_entries(select(.value>0)))"' "$WORK/$name.json"
+}
+
+echo "warming up (2 s each, not counted)"
+load warm-nginx "$NGINX_URL" "${A_BODIES[@]}" --connections "$CONNECTIONS" --duration 2 >/dev/null
+load warm-gateway "$GATEWAY_URL" "${A_BODIES[@]}" --connections "$CONNECTIONS" --duration 2 >/dev/null
+load warm-gateway-b "$GATEWAY_URL" "${B_BODIES[@]}" --connections "$CONNECTIONS" --duration 2 >/dev/null
+
+echo "closed loop at maximum, $CONNECTIONS connections, $DURATION s each"
+load nginx-a-max "$NGINX_URL" "${A_BODIES[@]}" --connections "$CONNECTIONS" --duration "$DURATION"
+load gateway-a-max "$GATEWAY_URL" "${A_BODIES[@]}" --connections "$CONNECTIONS" --duration "$DURATION"
+load nginx-b-max "$NGINX_URL" "${B_BODIES[@]}" --connections "$CONNECTIONS" --duration "$DURATION"
+load gateway-b-max "$GATEWAY_URL" "${B_BODIES[@]}" --connections "$CONNECTIONS" --duration "$DURATION"
+
+RATE_A=$(jq '.throughput_rps * 0.7 | floor' "$WORK/nginx-a-max.json")
+RATE_B=$(jq '.throughput_rps * 0.7 | floor' "$WORK/nginx-b-max.json")
+echo "open loop at 70% of nginx's maximum: (a) $RATE_A/s, (b) $RATE_B/s, up to $CONNECTIONS connections"
+load nginx-a-70 "$NGINX_URL" "${A_BODIES[@]}" --rate "$RATE_A" --connections "$CONNECTIONS" --duration "$DURATION"
+load gateway-a-70 "$GATEWAY_URL" "${A_BODIES[@]}" --rate "$RATE_A" --connections "$CONNECTIONS" --duration "$DURATION"
+load nginx-b-70 "$NGINX_URL" "${B_BODIES[@]}" --rate "$RATE_B" --connections "$CONNECTIONS" --duration "$DURATION"
+load gateway-b-70 "$GATEWAY_URL" "${B_BODIES[@]}" --rate "$RATE_B" --connections "$CONNECTIONS" --duration "$DURATION"
+
+echo "full mTLS handshakes without resumption, $HS_CONNECTIONS at a time, $DURATION s each"
+load nginx-hs "https://127.0.0.1:$NGINX_PORT/healthz" --method GET --handshakes --connections "$HS_CONNECTIONS" --duration "$DURATION"
+load gateway-hs "https://127.0.0.1:$GATEWAY_PORT/healthz" --method GET --handshakes --connections "$HS_CONNECTIONS" --duration "$DURATION"
+
+# Two fsyncs, as the ledger's disk does them (4 KiB write + fsync, median of 200).
+FSYNC_MS=$(cd "$WORK/data" && python3 - <<'EOF'
+import os, time, statistics
+fd = os.open("fsync-probe", os.O_WRONLY | os.O_CREAT, 0o600)
+samples = []
+for i in range(200):
+    os.pwrite(fd, os.urandom(4096), (i % 16) * 4096)
+    t = time.perf_counter(); os.fsync(fd); samples.append(time.perf_counter() - t)
+os.close(fd); os.unlink("fsync-probe")
+print(f"{statistics.median(samples) * 1000:.3f}")
+EOF
+)
+
+python3 - "$WORK" "$FSYNC_MS" <<'EOF'
+import json, sys
+work, fsync = sys.argv[1], float(sys.argv[2])
+r = lambda n: json.load(open(f"{work}/{n}.json"))
+rows = []
+def line(what, g, n, goal, ok):
+    rows.append((what, g, n, goal, ok))
+for s, label, tgoal, extra in (("a", "(a) 1101/2204/2301", 1.0, 1.0), ("b", "(b) 2207 journalled", 0.5, 2 * fsync + 1.0)):
+    g, n = r(f"gateway-{s}-max"), r(f"nginx-{s}-max")
+    ratio = g["throughput_rps"] / n["throughput_rps"]
+    line(f"{label} throughput, closed loop", f"{g['throughput_rps']:.0f}/s", f"{n['throughput_rps']:.0f}/s",
+         f"ratio {ratio:.2f}x (goal >= {tgoal}x)", ratio >= tgoal)
+    line(f"{label} p99, closed loop", f"{g['latency_ms']['p99']:.2f} ms", f"{n['latency_ms']['p99']:.2f} ms",
+         f"ratio {g['latency_ms']['p99'] / n['latency_ms']['p99']:.2f}x", None)
+    g, n = r(f"gateway-{s}-70"), r(f"nginx-{s}-70")
+    limit = n["latency_ms"]["p99"] + extra
+    line(f"{label} p99 at {n['rate']}/s (70% of nginx max)", f"{g['latency_ms']['p99']:.2f} ms", f"{n['latency_ms']['p99']:.2f} ms",
+         f"ratio {g['latency_ms']['p99'] / n['latency_ms']['p99']:.2f}x; goal <= {limit:.2f} ms", g["latency_ms"]["p99"] <= limit)
+g, n = r("gateway-hs"), r("nginx-hs")
+ratio = g["handshakes_per_s"] / n["handshakes_per_s"]
+line("full mTLS handshakes/s", f"{g['handshakes_per_s']:.0f}/s", f"{n['handshakes_per_s']:.0f}/s", f"ratio {ratio:.2f}x (goal >= 1.0x)", ratio >= 1.0)
+errors = {name: r(name)["errors_total"] for name in ("gateway-a-max", "nginx-a-max", "gateway-b-max", "nginx-b-max", "gateway-a-70", "nginx-a-70", "gateway-b-70", "nginx-b-70", "gateway-hs", "nginx-hs")}
+print()
+print(f"fsync (median of 200, ledger's disk): {fsync:.3f} ms")
+print(f"| measure | gateway | nginx | gateway/nginx | goal met |")
+print(f"|---|---|---|---|---|")
+for what, g, n, goal, ok in rows:
+    print(f"| {what} | {g} | {n} | {goal} | {'' if ok is None else ('yes' if ok else 'no')} |")
+print(f"errors per run: {errors}")
+json.dump({"fsync_ms": fsync, "rows": rows, "errors": errors}, open(f"{work}/summary.json", "w"), indent=1)
+EOF
+echo "every run's JSON: $WORK"
