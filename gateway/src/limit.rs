@@ -1,6 +1,12 @@
 //! Rate limits: per institution (one noisy hospital never starves the others)
 //! and per insured region (protecting each platform). Keyed GCRA limiters
 //! from governor; idle keys are pruned so memory stays flat.
+//!
+//! The institution's rate is a tower layer ([`InstitutionLimitLayer`]) in
+//! front of the message paths: a caller over its rate is answered 429 with
+//! `Retry-After`, in the dialect of the path it called, before its body is
+//! read. The region's rate needs the decoded message (its insured region), so
+//! the pipeline applies it after decoding.
 
 use crate::config::Limits;
 use governor::clock::{Clock, DefaultClock};
@@ -84,5 +90,86 @@ impl Limiters {
     /// Keys held (for tests and metrics).
     pub fn keys(&self) -> usize {
         self.institutions.len() + self.regions.len()
+    }
+}
+
+/// The per-institution rate as a tower layer (see the module docs).
+#[derive(Clone)]
+pub struct InstitutionLimitLayer {
+    gateway: std::sync::Arc<crate::state::Gateway>,
+    /// The connection's caller, when its certificate named one.
+    caller: Option<usize>,
+}
+
+impl InstitutionLimitLayer {
+    /// The layer for one connection's caller.
+    pub fn new(gateway: std::sync::Arc<crate::state::Gateway>, caller: Option<usize>) -> Self {
+        InstitutionLimitLayer { gateway, caller }
+    }
+}
+
+impl<S> tower::Layer<S> for InstitutionLimitLayer {
+    type Service = InstitutionLimit<S>;
+
+    fn layer(&self, inner: S) -> InstitutionLimit<S> {
+        InstitutionLimit {
+            inner,
+            gateway: self.gateway.clone(),
+            caller: self.caller,
+        }
+    }
+}
+
+/// The service [`InstitutionLimitLayer`] wraps around the message paths.
+#[derive(Clone)]
+pub struct InstitutionLimit<S> {
+    inner: S,
+    gateway: std::sync::Arc<crate::state::Gateway>,
+    caller: Option<usize>,
+}
+
+type HttpResponse = http::Response<http_body_util::Full<bytes::Bytes>>;
+
+impl<S, B> tower::Service<http::Request<B>> for InstitutionLimit<S>
+where
+    S: tower::Service<http::Request<B>, Response = HttpResponse>,
+    S::Error: Into<tower::BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = tower::BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<HttpResponse, tower::BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let dialect = crate::server::message_dialect(request.uri().path());
+        if let (Some(index), Some(dialect), true) = (
+            self.caller,
+            dialect,
+            request.method() == http::Method::POST,
+        ) {
+            if let Err(wait) = self.gateway.limiters.admit_institution(index) {
+                self.gateway.metrics.limited(Scope::Institution);
+                let code = self
+                    .gateway
+                    .config
+                    .institutions
+                    .get(index)
+                    .map_or("", |i| i.code.as_str());
+                let reply = crate::pipeline::limited(&self.gateway, dialect, code, wait);
+                let response = crate::server::from_reply(reply);
+                return Box::pin(async move { Ok(response) });
+            }
+        }
+        let answer = self.inner.call(request);
+        Box::pin(async move { answer.await.map_err(Into::into) })
     }
 }

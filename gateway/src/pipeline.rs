@@ -188,19 +188,7 @@ async fn run(
             Refusal::new(ErrorCode::RoleNotAllowed, "officers use the clearing API").into(),
         );
     }
-    // limit: the caller's own rate, before any work is spent on it.
-    let admitted = span!("limit", jjj.scope = "institution")
-        .in_scope(|| gateway.limiters.admit_institution(caller.index));
-    if let Err(wait) = admitted {
-        gateway.metrics.limited(Scope::Institution);
-        return Err(Stop {
-            refusal: Refusal::new(
-                ErrorCode::RateLimited,
-                format!("institution {}", institution.code),
-            ),
-            retry_after: Some(wait),
-        });
-    }
+    // limit: the caller's own rate was checked by limit::InstitutionLimitLayer.
     // decode and validate; authorize: the content must agree with the caller's identity.
     let request = span!("decode", jjj.dialect = dialect.name()).in_scope(|| {
         let request = dialect.decode_request(body, &gateway.decode_limits)?;
@@ -490,6 +478,21 @@ fn authorize(gateway: &Gateway, caller: &Caller, request: &Request) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The answer to a caller over its own rate (for [`crate::limit::InstitutionLimitLayer`]):
+/// 429 with `Retry-After`, in `dialect`, counted like every other refusal.
+pub fn limited(
+    gateway: &Gateway,
+    dialect: &'static dyn Dialect,
+    institution: &str,
+    wait: Duration,
+) -> Reply {
+    let stop = Stop {
+        refusal: Refusal::new(ErrorCode::RateLimited, format!("institution {institution}")),
+        retry_after: Some(wait),
+    };
+    reply(gateway, dialect, None, Err(stop), Instant::now())
 }
 
 /// Turns the outcome into the caller's answer: the one place refusals become replies.

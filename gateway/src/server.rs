@@ -26,6 +26,17 @@ use tokio::sync::Semaphore;
 /// The path hospitals' HIS already call.
 pub const NATIONAL_PATH: &str = "/fsi/api/rsfComIfsService/callService";
 
+/// The dialect of a message path: national on the national path, the named
+/// one on `/v1/messages/{dialect}`; `None` for any other path.
+pub(crate) fn message_dialect(path: &str) -> Option<&'static dyn adapters::Dialect> {
+    if path == NATIONAL_PATH {
+        Some(&adapters::national::National)
+    } else {
+        path.strip_prefix("/v1/messages/")
+            .and_then(|name| adapters::dialect(name).ok())
+    }
+}
+
 /// The HTTP layers every request passes, outermost first, around [`handle`]:
 ///
 /// 1. rescue: a request the layers below turn away becomes a 503 answer
@@ -33,7 +44,8 @@ pub const NATIONAL_PATH: &str = "/fsi/api/rsfComIfsService/callService";
 /// 2. load shedding: when the concurrency bound is reached, turn the request
 ///    away at once rather than let a queue grow;
 /// 3. the global concurrency bound (`server.concurrency_max`), shared by every connection;
-/// 4. `handle`: the paths of the external interface.
+/// 4. the caller's own rate on the message paths ([`crate::limit::InstitutionLimitLayer`]);
+/// 5. `handle`: the paths of the external interface.
 fn stack(
     shared: Arc<Shared>,
     caller: Arc<Result<Caller, Refusal>>,
@@ -45,6 +57,10 @@ fn stack(
 > + Clone
        + Send {
     let limit = tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(shared.in_flight.clone());
+    let rate = crate::limit::InstitutionLimitLayer::new(
+        shared.gateway.clone(),
+        caller.as_ref().as_ref().ok().map(|c| c.index),
+    );
     tower::ServiceBuilder::new()
         .map_result(|result: Result<Response<Full<Bytes>>, tower::BoxError>| {
             Ok::<_, tower::BoxError>(result.unwrap_or_else(|_| {
@@ -56,6 +72,7 @@ fn stack(
         })
         .load_shed()
         .layer(limit)
+        .layer(rate)
         .service_fn(move |request: Request<Incoming>| {
             let shared = shared.clone();
             let caller = caller.clone();
@@ -245,7 +262,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     response
 }
 
-fn from_reply(reply: Reply) -> Response<Full<Bytes>> {
+pub(crate) fn from_reply(reply: Reply) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(reply.body)));
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -309,15 +326,14 @@ async fn handle(
         }
         _ => {}
     }
-    let dialect = if path == NATIONAL_PATH {
-        national
-    } else if let Some(name) = path.strip_prefix("/v1/messages/") {
-        match adapters::dialect(name) {
-            Ok(dialect) => dialect,
-            Err(refusal) => return refusal_reply(national, &refusal),
-        }
-    } else {
-        return refusal_reply(national, &Refusal::new(ErrorCode::NotFound, "no such path"));
+    let dialect = match message_dialect(&path) {
+        Some(dialect) => dialect,
+        None => match path.strip_prefix("/v1/messages/").map(adapters::dialect) {
+            Some(Err(refusal)) => return refusal_reply(national, &refusal),
+            _ => {
+                return refusal_reply(national, &Refusal::new(ErrorCode::NotFound, "no such path"))
+            }
+        },
     };
     if request.method() != Method::POST {
         return refusal_reply(
