@@ -151,11 +151,9 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let dialect = crate::server::message_dialect(request.uri().path());
-        if let (Some(index), Some(dialect), true) = (
-            self.caller,
-            dialect,
-            request.method() == http::Method::POST,
-        ) {
+        if let (Some(index), Some(dialect), true) =
+            (self.caller, dialect, request.method() == http::Method::POST)
+        {
             if let Err(wait) = self.gateway.limiters.admit_institution(index) {
                 self.gateway.metrics.limited(Scope::Institution);
                 let code = self
