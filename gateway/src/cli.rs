@@ -85,6 +85,13 @@ pub enum Command {
     /// report.xlsx into --out and prints the net positions. Exit 0 when all
     /// matched, 1 when discrepancies were found or a statement is missing, 2 on error.
     Reconcile(crate::clearing::command::ReconcileArgs),
+    /// The day's cross-region supervision signals, from the configured ledger.
+    ///
+    /// Prints them; with --out writes JSON, CSV and XLSX, also one CSV and
+    /// XLSX per pair of configured regions for their joint check.
+    ///
+    /// Example: jjj-gateway signals --config gateway.toml --date 2026-11-26 --out signals/
+    Signals(crate::supervision::command::SignalsArgs),
     /// The settlement journal: export a clearing day's statement from it.
     #[command(subcommand)]
     Ledger(LedgerCommand),

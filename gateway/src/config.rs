@@ -58,6 +58,40 @@ struct File {
     regions: Vec<RegionFile>,
     #[serde(default)]
     institutions: Vec<InstitutionFile>,
+    #[serde(default)]
+    supervision: Option<SupervisionFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SupervisionFile {
+    hmac_key: String,
+    #[serde(default)]
+    rules: Vec<RuleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    name: String,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    window: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    max: Option<u32>,
+    #[serde(default)]
+    max_quantity: Option<String>,
+    #[serde(default)]
+    drugs: Option<Vec<String>>,
+    #[serde(default)]
+    factor: Option<u32>,
+    #[serde(default)]
+    min_count: Option<u32>,
+    #[serde(default)]
+    min_baseline_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,6 +359,333 @@ pub struct Institution {
     pub dialect: &'static dyn adapters::Dialect,
 }
 
+/// The supervision rules (see `contracts/supervision.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RuleName {
+    /// The same person in two inpatient stays at once, at different institutions.
+    ConcurrentInpatient,
+    /// The same bill (or invoice number) settled twice.
+    DuplicateBill,
+    /// More outpatient settlements for one person in a window than allowed.
+    Frequency,
+    /// More of one drug for one person in a window than allowed.
+    PharmacyQuantity,
+    /// An institution's day far above its own trailing baseline.
+    InstitutionSurge,
+}
+
+impl RuleName {
+    /// Every rule.
+    pub const ALL: [RuleName; 5] = [
+        RuleName::ConcurrentInpatient,
+        RuleName::DuplicateBill,
+        RuleName::Frequency,
+        RuleName::PharmacyQuantity,
+        RuleName::InstitutionSurge,
+    ];
+
+    /// The name as configured and as signals carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleName::ConcurrentInpatient => "concurrent_inpatient",
+            RuleName::DuplicateBill => "duplicate_bill",
+            RuleName::Frequency => "frequency",
+            RuleName::PharmacyQuantity => "pharmacy_quantity",
+            RuleName::InstitutionSurge => "institution_surge",
+        }
+    }
+
+    /// The rule named `text`.
+    pub fn parse(text: &str) -> Option<RuleName> {
+        RuleName::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    fn default_window(self) -> Duration {
+        let day = Duration::from_secs(86_400);
+        match self {
+            RuleName::ConcurrentInpatient => day * 90,
+            RuleName::DuplicateBill => day * 7,
+            RuleName::Frequency => day,
+            RuleName::PharmacyQuantity => day * 30,
+            RuleName::InstitutionSurge => day * 30,
+        }
+    }
+
+    fn default_severity(self) -> Severity {
+        match self {
+            RuleName::ConcurrentInpatient | RuleName::DuplicateBill => Severity::High,
+            RuleName::Frequency | RuleName::PharmacyQuantity => Severity::Medium,
+            RuleName::InstitutionSurge => Severity::Low,
+        }
+    }
+}
+
+/// What a rule does when it finds something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Record the signal; the settlement goes through.
+    Flag,
+    /// Refuse the admission or settlement before forwarding it (and record the signal).
+    Refuse,
+}
+
+/// How serious a signal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Worth a look.
+    Low,
+    /// Worth a check.
+    Medium,
+    /// Worth a joint check with the other region.
+    High,
+}
+
+impl Severity {
+    /// `low`, `medium`, `high`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+}
+
+/// One configured rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Which rule.
+    pub name: RuleName,
+    /// Flag or refuse.
+    pub mode: Mode,
+    /// How far back it looks.
+    pub window: Duration,
+    /// The severity of its signals.
+    pub severity: Severity,
+    /// `frequency`: the most outpatient settlements allowed in the window.
+    pub max: u32,
+    /// `pharmacy_quantity`: the most of one drug in the window.
+    pub max_quantity: contracts::Quantity,
+    /// `pharmacy_quantity`: only these drug codes (all when empty).
+    pub drugs: Vec<String>,
+    /// `institution_surge`: how many times the baseline a day must reach.
+    pub factor: u32,
+    /// `institution_surge`: the fewest settlements in a day that can be a surge.
+    pub min_count: u32,
+    /// `institution_surge`: the fewest days of history a baseline needs.
+    pub min_baseline_days: u32,
+}
+
+/// Cross-region supervision.
+#[derive(Clone)]
+pub struct Supervision {
+    /// The HMAC-SHA256 key persons are hashed with (at least 32 bytes).
+    pub hmac_key: Vec<u8>,
+    /// The rules, in the order configured.
+    pub rules: Vec<Rule>,
+}
+
+impl std::fmt::Debug for Supervision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervision")
+            .field("hmac_key", &"(secret)")
+            .field("rules", &self.rules)
+            .finish()
+    }
+}
+
+/// The shortest HMAC key accepted, in bytes.
+pub const HMAC_KEY_BYTES_MIN: usize = 32;
+
+/// A duration like `30d`, `24h`, `90m` or `3600s`.
+fn window(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    let bad = || {
+        invalid(
+            key,
+            format!("{text:?} is not a duration like 30d, 24h, 90m or 3600s"),
+        )
+    };
+    let split = text.len().checked_sub(1).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "d" => number.checked_mul(86_400),
+        "h" => number.checked_mul(3_600),
+        "m" => number.checked_mul(60),
+        "s" => Some(number),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    if seconds == 0 || seconds > 400 * 86_400 {
+        return Err(invalid(key, "must be above zero and at most 400d"));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+fn hex_key(key: &str, text: &str) -> Result<Vec<u8>, ConfigError> {
+    let text = text.trim();
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(key, "must be hexadecimal"));
+    }
+    let bytes: Vec<u8> = (0..text.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect();
+    if bytes.len() < HMAC_KEY_BYTES_MIN {
+        return Err(invalid(
+            key,
+            format!(
+                "is {} bytes: at least {HMAC_KEY_BYTES_MIN} ({} hex digits)",
+                bytes.len(),
+                HMAC_KEY_BYTES_MIN * 2
+            ),
+        ));
+    }
+    if bytes.iter().all(|&b| b == bytes[0]) {
+        return Err(invalid(key, "is not a key: every byte is the same"));
+    }
+    Ok(bytes)
+}
+
+fn supervision(file: &SupervisionFile) -> Result<Supervision, ConfigError> {
+    let hmac_key = hex_key("supervision.hmac_key", &file.hmac_key)?;
+    let mut rules: Vec<Rule> = Vec::with_capacity(file.rules.len());
+    for (i, r) in file.rules.iter().enumerate() {
+        let key = |k: &str| format!("supervision.rules[{i}].{k}");
+        let name = RuleName::parse(&r.name).ok_or_else(|| {
+            let names: Vec<&str> = RuleName::ALL.iter().map(|r| r.as_str()).collect();
+            invalid(
+                key("name"),
+                format!("{:?} is not one of {}", r.name, names.join(", ")),
+            )
+        })?;
+        let mode = match r.mode.as_deref() {
+            None | Some("flag") => Mode::Flag,
+            Some("refuse") if name == RuleName::InstitutionSurge => {
+                return Err(invalid(
+                    key("mode"),
+                    "institution_surge only flags: no single request decides it",
+                ))
+            }
+            Some("refuse") => Mode::Refuse,
+            Some(other) => return Err(invalid(key("mode"), format!("{other:?}: flag or refuse"))),
+        };
+        let severity = match r.severity.as_deref() {
+            None => name.default_severity(),
+            Some("low") => Severity::Low,
+            Some("medium") => Severity::Medium,
+            Some("high") => Severity::High,
+            Some(other) => {
+                return Err(invalid(
+                    key("severity"),
+                    format!("{other:?}: low, medium or high"),
+                ))
+            }
+        };
+        let window = match &r.window {
+            Some(text) => window(&key("window"), text)?,
+            None => name.default_window(),
+        };
+        // Thresholds belong to one rule each: another rule's is a mistake.
+        let only = |field: &str, set: bool, owner: RuleName| {
+            if set && name != owner {
+                Err(invalid(
+                    key(field),
+                    format!("is a setting of {}", owner.as_str()),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        only("max", r.max.is_some(), RuleName::Frequency)?;
+        only(
+            "max_quantity",
+            r.max_quantity.is_some(),
+            RuleName::PharmacyQuantity,
+        )?;
+        only("drugs", r.drugs.is_some(), RuleName::PharmacyQuantity)?;
+        only("factor", r.factor.is_some(), RuleName::InstitutionSurge)?;
+        only(
+            "min_count",
+            r.min_count.is_some(),
+            RuleName::InstitutionSurge,
+        )?;
+        only(
+            "min_baseline_days",
+            r.min_baseline_days.is_some(),
+            RuleName::InstitutionSurge,
+        )?;
+        let max = match (name, r.max) {
+            (RuleName::Frequency, None) => return Err(invalid(key("max"), "frequency needs max")),
+            (_, Some(0)) => return Err(invalid(key("max"), "must be above zero")),
+            (_, max) => max.unwrap_or(0),
+        };
+        let max_quantity = match (name, &r.max_quantity) {
+            (RuleName::PharmacyQuantity, None) => {
+                return Err(invalid(
+                    key("max_quantity"),
+                    "pharmacy_quantity needs max_quantity",
+                ))
+            }
+            (_, Some(text)) => contracts::Quantity::parse(text)
+                .ok()
+                .filter(|q| q.scaled() > 0)
+                .ok_or_else(|| {
+                    invalid(
+                        key("max_quantity"),
+                        format!("{text:?} is not a positive quantity"),
+                    )
+                })?,
+            (_, None) => contracts::Quantity::default(),
+        };
+        let drugs = r.drugs.clone().unwrap_or_default();
+        if let Some(bad) = drugs.iter().position(|d| d.is_empty() || d.len() > 64) {
+            return Err(invalid(
+                format!("supervision.rules[{i}].drugs[{bad}]"),
+                "1 to 64 characters",
+            ));
+        }
+        let factor = r.factor.unwrap_or(3);
+        if factor < 2 {
+            return Err(invalid(key("factor"), "at least 2"));
+        }
+        let min_baseline_days = r.min_baseline_days.unwrap_or(7);
+        if name == RuleName::InstitutionSurge {
+            if !window.as_secs().is_multiple_of(86_400) {
+                return Err(invalid(
+                    key("window"),
+                    "institution_surge counts whole days: use NNd",
+                ));
+            }
+            if u64::from(min_baseline_days) > window.as_secs() / 86_400 {
+                return Err(invalid(key("min_baseline_days"), "longer than the window"));
+            }
+        }
+        if rules
+            .iter()
+            .any(|other| other.name == name && other.window == window)
+        {
+            return Err(invalid(
+                key("window"),
+                format!("{} is configured twice with this window", name.as_str()),
+            ));
+        }
+        rules.push(Rule {
+            name,
+            mode,
+            window,
+            severity,
+            max,
+            max_quantity,
+            drugs,
+            factor,
+            min_count: r.min_count.unwrap_or(20),
+            min_baseline_days,
+        });
+    }
+    Ok(Supervision { hmac_key, rules })
+}
+
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -338,6 +699,8 @@ pub struct Config {
     pub regions: Vec<Region>,
     /// The callers.
     pub institutions: Vec<Institution>,
+    /// Cross-region supervision, when configured (`[supervision]`).
+    pub supervision: Option<Supervision>,
 }
 
 fn admdvs(key: &str, text: &str) -> Result<Admdvs, ConfigError> {
@@ -530,12 +893,20 @@ impl Config {
             }
             None => None,
         };
+        let supervision = file.supervision.as_ref().map(supervision).transpose()?;
+        if supervision.is_some() && ledger_url.is_none() {
+            return Err(invalid(
+                "supervision",
+                "keeps its signals in the ledger: configure [ledger] too",
+            ));
+        }
         Ok(Config {
             server,
             limits,
             ledger_url,
             regions,
             institutions,
+            supervision,
         })
     }
 }

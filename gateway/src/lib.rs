@@ -21,6 +21,7 @@ pub mod sandbox;
 pub mod server;
 pub mod settlements;
 pub mod state;
+pub mod supervision;
 pub mod telemetry;
 pub mod tls;
 pub mod translate;

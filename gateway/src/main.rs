@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => gateway::demo::run(args),
         Command::Ledger(LedgerCommand::Export(args)) => gateway::export::run(args),
         Command::Reconcile(args) => gateway::clearing::command::run(args),
+        Command::Signals(args) => gateway::supervision::command::run(args),
         Command::Load(args) => gateway::load::run(args),
     };
     // Spans still buffered reach the collector before the process ends.

@@ -227,6 +227,7 @@ async fn run(
             retry_after: Some(wait),
         });
     }
+    crate::supervision::screen(gateway, &request)?;
     // journal(pending): nothing settlement-affecting is forwarded without its entry.
     let traits = request.infno().traits();
     let ledger = gateway.ledger.as_ref().filter(|_| traits.journalled);
@@ -375,6 +376,7 @@ async fn run(
             }
         }
     }
+    crate::supervision::observe(gateway, &request, &answer);
     Ok(Done::Answered(answer))
 }
 

@@ -301,6 +301,9 @@ async fn handle(
     if path.starts_with(crate::clearing::api::PREFIX) {
         return crate::clearing::api::handle(gateway, caller, request).await;
     }
+    if path == crate::supervision::api::PATH {
+        return crate::supervision::api::handle(gateway, caller, &request).await;
+    }
     if path.starts_with(crate::clearing::api::PAGE) || path == "/clearing" {
         return crate::clearing::api::page(gateway, caller, &path);
     }

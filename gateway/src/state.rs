@@ -42,6 +42,8 @@ pub struct Gateway {
     pub resolving: crate::journal::Resolving,
     /// The queue to the background writer of refusals, when there is a ledger.
     pub refusals: Option<crate::journal::RefusalJournal>,
+    /// Cross-region supervision, when configured ([`crate::supervision`]).
+    pub supervision: Option<std::sync::Arc<crate::supervision::Supervision>>,
 }
 
 impl Gateway {
@@ -62,7 +64,9 @@ impl Gateway {
         let refusals = ledger.clone().map(|ledger| {
             crate::journal::RefusalJournal::start(ledger, metrics.refusal_journal.clone())
         });
+        let supervision = crate::supervision::Supervision::start(&config, ledger.as_ref()).await?;
         Ok(Gateway {
+            supervision,
             directory: Directory::new(&config.institutions),
             routes: Routes::new(config.regions.iter().map(|r| r.admdvs)),
             limiters: Limiters::new(&config.limits),

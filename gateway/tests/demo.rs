@@ -40,6 +40,11 @@ fn a_short_demo_day_settles_in_every_region_and_nets_to_zero() {
         .find(|l| l.contains("sum (always 0)"))
         .expect("a sum line");
     assert!(sum.trim_end().ends_with(" 0.00"), "{sum}");
+    // Supervision finds every injected pattern, and nothing in the honest traffic.
+    assert!(
+        stdout.contains("injected patterns found: 5 of 5   signals on honest traffic: 0"),
+        "supervision:\n{stdout}"
+    );
     // The data folder reproduces the demo by hand.
     for file in [
         "gateway.toml",

@@ -92,6 +92,15 @@
 //! writer; each gets an id unique across replicas, and the ledger offers no
 //! way to change or delete one.
 //!
+//! # Supervision
+//!
+//! Migration 4 adds what cross-region supervision keeps: its signals
+//! ([`Ledger::put_signal`], [`Ledger::signals`] by day), the facts its
+//! windows need to be rebuilt after a restart ([`Ledger::put_supervision_event`],
+//! [`Ledger::supervision_events`], [`Ledger::prune_supervision`]) and each
+//! institution's daily settlement counts ([`Ledger::count_settlements`],
+//! [`Ledger::settlement_counts`]). The person appears only as a keyed hash.
+//!
 //! # Clearing-day queries
 //!
 //! [`Ledger::day`] selects entries by reception time; [`Ledger::touching`]
@@ -109,6 +118,7 @@ mod ops;
 mod postgres;
 mod sql;
 mod sqlite;
+mod supervision;
 
 use std::fmt;
 use std::sync::Arc;
@@ -116,9 +126,10 @@ use std::time::Duration;
 
 pub use clearing::{ClosedDay, StoredStatement, Verdict};
 pub use contracts::money::Money;
+pub use supervision::{DailyCount, Signal, SupervisionEvent};
 
 /// The schema version this build migrates to (the last migration's number).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The most commands one batch (one transaction, one commit) carries.
 pub const MAX_BATCH: usize = 512;
@@ -692,16 +703,108 @@ impl Ledger {
         columns: &'static [(&'static str, sql::Kind)],
         decode: fn(Vec<check::Raw>) -> Result<T, LedgerError>,
     ) -> Result<Vec<T>, LedgerError> {
+        self.rows(
+            select,
+            vec![ops::Arg::Text(day.to_owned())],
+            columns,
+            decode,
+        )
+        .await
+    }
+
+    async fn rows<T: Send + 'static>(
+        &self,
+        select: String,
+        args: Vec<ops::Arg>,
+        columns: &'static [(&'static str, sql::Kind)],
+        decode: fn(Vec<check::Raw>) -> Result<T, LedgerError>,
+    ) -> Result<Vec<T>, LedgerError> {
         match &self.backend {
-            Backend::Sqlite(db) => {
-                db.clearing_rows(select, day.to_owned(), columns, decode)
-                    .await
-            }
-            Backend::Postgres(db) => {
-                db.clearing_rows(select, day.to_owned(), columns, decode)
-                    .await
-            }
+            Backend::Sqlite(db) => db.rows(select, args, columns, decode).await,
+            Backend::Postgres(db) => db.rows(select, args, columns, decode).await,
         }
+    }
+
+    /// Stores a supervision signal (the same id twice is one signal).
+    /// Checked: codes without commas or control characters, at most 64 per
+    /// list, a hex HMAC as the person key, a detail of at most 2000 bytes.
+    pub async fn put_signal(&self, signal: Signal) -> Result<(), LedgerError> {
+        let write = supervision::signal_row(signal)?;
+        self.queue()
+            .submit(ops::Op::Supervision(write))
+            .await?
+            .into_unit()
+    }
+
+    /// The supervision signals detected on `day` (`YYYY-MM-DD`, Asia/Shanghai), oldest first.
+    pub async fn signals(&self, day: &str) -> Result<Vec<Signal>, LedgerError> {
+        self.rows(
+            supervision::select_signals(),
+            vec![ops::Arg::Text(day.to_owned())],
+            supervision::SIGNAL_COLUMNS,
+            supervision::signal,
+        )
+        .await
+    }
+
+    /// Keeps one fact of a supervision window (the same id twice is one fact).
+    pub async fn put_supervision_event(&self, event: SupervisionEvent) -> Result<(), LedgerError> {
+        supervision::check_event(&event)?;
+        self.queue()
+            .submit(ops::Op::Supervision(supervision::Write::Event(event)))
+            .await?
+            .into_unit()
+    }
+
+    /// The supervision facts observed at or after `since_ms`, oldest first.
+    pub async fn supervision_events(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<SupervisionEvent>, LedgerError> {
+        self.rows(
+            supervision::select_events(),
+            vec![ops::Arg::Int(since_ms)],
+            supervision::EVENT_COLUMNS,
+            supervision::event,
+        )
+        .await
+    }
+
+    /// Forgets the supervision facts observed before `before_ms`.
+    pub async fn prune_supervision(&self, before_ms: i64) -> Result<(), LedgerError> {
+        self.queue()
+            .submit(ops::Op::Supervision(supervision::Write::Prune(before_ms)))
+            .await?
+            .into_unit()
+    }
+
+    /// Adds settlements to an institution's count of a day.
+    pub async fn count_settlements(&self, count: DailyCount) -> Result<(), LedgerError> {
+        supervision::check_count(&count)?;
+        self.queue()
+            .submit(ops::Op::Supervision(supervision::Write::Count(count)))
+            .await?
+            .into_unit()
+    }
+
+    /// Sets an institution's count of a day (seeding a baseline, as the demo does).
+    pub async fn set_settlement_count(&self, count: DailyCount) -> Result<(), LedgerError> {
+        supervision::check_count(&count)?;
+        self.queue()
+            .submit(ops::Op::Supervision(supervision::Write::SetCount(count)))
+            .await?
+            .into_unit()
+    }
+
+    /// Every institution's daily counts from `from_day` (`YYYY-MM-DD`) on.
+    pub async fn settlement_counts(&self, from_day: &str) -> Result<Vec<DailyCount>, LedgerError> {
+        self.rows(
+            supervision::select_daily(),
+            vec![ops::Arg::Text(from_day.to_owned())],
+            supervision::DAILY_COLUMNS,
+            supervision::daily,
+        )
+        .await
     }
 
     fn queue(&self) -> &ops::Queue {

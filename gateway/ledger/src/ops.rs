@@ -24,6 +24,8 @@ pub(crate) enum Op {
     Refuse(RecordedRefusal),
     /// A clearing write (statement, verdict, closing a day).
     Clearing(crate::clearing::Write),
+    /// A supervision write (signal, event, daily count, pruning).
+    Supervision(crate::supervision::Write),
     /// Proves that the writer can write and commit: it updates the heartbeat
     /// row, so a full disk or a read-only database fails it.
     Ping(i64),
@@ -36,7 +38,7 @@ impl Op {
         match self {
             Op::Begin(entry) => Some(&entry.key),
             Op::Finish(key, _) | Op::Resolve(key, _, _) | Op::Attempt(key) => Some(key),
-            Op::Refuse(_) | Op::Clearing(_) | Op::Ping(_) => None,
+            Op::Refuse(_) | Op::Clearing(_) | Op::Supervision(_) | Op::Ping(_) => None,
         }
     }
 
@@ -177,6 +179,22 @@ impl Queue {
     /// Committed batches so far.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+}
+
+/// One owned read parameter.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl Arg {
+    pub(crate) fn val(&self) -> Val<'_> {
+        match self {
+            Arg::Text(text) => Val::Text(Some(text)),
+            Arg::Int(number) => Val::Int(Some(*number)),
+        }
     }
 }
 
@@ -327,7 +345,7 @@ pub(crate) fn after_miss(
         (Op::Attempt(key), Some(_)) => Err(LedgerError::Unavailable(format!(
             "entry {key} found but its attempts were not counted; try again"
         ))),
-        (Op::Refuse(_) | Op::Ping(_), _) => Ok(Outcome::Unit),
+        (Op::Refuse(_) | Op::Supervision(_) | Op::Ping(_), _) => Ok(Outcome::Unit),
         (Op::Clearing(write), _) => Err(write.refused()),
     }
 }

@@ -475,16 +475,16 @@ impl PgLedger {
         .collect()
     }
 
-    /// Rows of a clearing table, decoded.
-    pub(crate) async fn clearing_rows<T>(
+    /// Rows of a clearing or supervision table, decoded.
+    pub(crate) async fn rows<T>(
         &self,
         select: String,
-        day: String,
+        args: Vec<ops::Arg>,
         columns: &'static [(&'static str, Kind)],
         decode: fn(Vec<Raw>) -> Result<T, LedgerError>,
     ) -> Result<Vec<T>, LedgerError> {
         let conn = self.reader().await?;
-        let params = [Val::Text(Some(&day))];
+        let params: Vec<Val<'_>> = args.iter().map(ops::Arg::val).collect();
         let values = refs(&params);
         let query = conn.client.query(select.as_str(), &values);
         let rows = match timeout(OP_TIMEOUT, query).await {
@@ -698,6 +698,11 @@ async fn first_statement(conn: &PgConn, op: &Op) -> Result<Step, tokio_postgres:
             conn.client
                 .execute(crate::clearing::HEARTBEAT, &[at_ms])
                 .await?;
+            return Ok(Step::Answer(Ok(Outcome::Unit)));
+        }
+        Op::Supervision(write) => {
+            let (sql, params) = write.sql_and_params();
+            conn.client.execute(sql, &refs(&params)).await?;
             return Ok(Step::Answer(Ok(Outcome::Unit)));
         }
         Op::Clearing(write) => {

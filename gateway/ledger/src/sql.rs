@@ -33,6 +33,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0003_clearing",
         sql: include_str!("migrations/0003_clearing.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_supervision",
+        sql: include_str!("migrations/0004_supervision.sql"),
+    },
 ];
 
 pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\

@@ -315,25 +315,21 @@ impl SqliteLedger {
         .await
     }
 
-    /// Rows of a clearing table, decoded.
-    pub(crate) async fn clearing_rows<T: Send + 'static>(
+    /// Rows of a clearing or supervision table, decoded.
+    pub(crate) async fn rows<T: Send + 'static>(
         self: &Arc<Self>,
         select: String,
-        day: String,
+        args: Vec<ops::Arg>,
         columns: &'static [(&'static str, Kind)],
         decode: fn(Vec<Raw>) -> Result<T, LedgerError>,
     ) -> Result<Vec<T>, LedgerError> {
         self.read(move |conn| {
-            select_columns(
-                conn,
-                &sql::for_sqlite(&select),
-                &[Val::Text(Some(&day))],
-                columns,
-            )
-            .map_err(error)?
-            .into_iter()
-            .map(decode)
-            .collect()
+            let params: Vec<Val<'_>> = args.iter().map(ops::Arg::val).collect();
+            select_columns(conn, &sql::for_sqlite(&select), &params, columns)
+                .map_err(error)?
+                .into_iter()
+                .map(decode)
+                .collect()
         })
         .await
     }
@@ -540,6 +536,12 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Result<Outcome, LedgerE
         }
         Op::Ping(at_ms) => {
             conn.prepare_cached(&SQL.heartbeat)?.execute([at_ms])?;
+            return Ok(Ok(Outcome::Unit));
+        }
+        Op::Supervision(write) => {
+            let (sql, params) = write.sql_and_params();
+            conn.prepare_cached(&sql::for_sqlite(sql))?
+                .execute(params_from_iter(params))?;
             return Ok(Ok(Outcome::Unit));
         }
         Op::Clearing(write) => {

@@ -4,6 +4,7 @@
 //! hospitals and pharmacies of the three regions, and prints what the day
 //! came to: calls, refusals, reversals, and who owes whom.
 
+pub mod patterns;
 pub mod traffic;
 pub mod world;
 
@@ -61,6 +62,12 @@ async fn day(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<u8> {
         }
     });
     let config = crate::config::Config::load(&gateway_path)?;
+    // Earlier days' counts: the baseline supervision's institution_surge compares with.
+    if let Some(url) = &config.ledger_url {
+        let ledger = ledger::Ledger::open(url).await?;
+        let per_day = i64::from(args.visits.div_ceil(institutions.len() as u32).max(1));
+        patterns::seed_baseline(&ledger, &institutions, per_day).await?;
+    }
     let gateway = crate::state::Gateway::new(config).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::server::serve(gateway, async move {
@@ -105,9 +112,14 @@ async fn day(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<u8> {
         task.await?;
     }
     bar.finish_with_message("day done");
+    // A few of each fraud pattern among the honest traffic, for supervision to find.
+    let injected = patterns::inject(&certs, &base, &institutions, &tally).await?;
     print_summary(&lock(&tally), &institutions);
     println!();
     reconcile_day(&dir, &gateway_path, &sandbox_path).await?;
+    if let Some(url) = crate::config::Config::load(&gateway_path)?.ledger_url {
+        patterns::summary(&ledger::Ledger::open(&url).await?, &injected).await?;
+    }
     if args.keep_running {
         println!(
             "\nThe gateway keeps running at {base} (Ctrl-C stops it). Try, from the repository:"

@@ -689,6 +689,169 @@ impl His {
     }
 }
 
+/// A fee line of an injected pattern: fixed, so that a bill can repeat.
+fn fixed_line(
+    psn_no: &str,
+    mdtrt_id: Option<&str>,
+    batch: &str,
+    code: &str,
+    count: i64,
+) -> (FeeDetail, i64) {
+    let price_fen = 1_250;
+    (
+        FeeDetail {
+            feedetl_sn: Some(format!("{batch}-001")),
+            mdtrt_id: mdtrt_id.map(str::to_owned),
+            psn_no: Some(psn_no.to_owned()),
+            chrg_bchno: Some(batch.to_owned()),
+            fee_ocur_time: Some(DateTime::now().truncated_to_seconds()),
+            med_list_codg: Some(code.to_owned()),
+            medins_list_codg: Some("YPDEMO01".into()),
+            det_item_fee_sumamt: money(count * price_fen),
+            cnt: Quantity::from_scaled(count * 10_000),
+            pric: Price::from_scaled(price_fen * 10_000),
+            ..Default::default()
+        },
+        count * price_fen,
+    )
+}
+
+impl His {
+    /// An injected admission of `id` (supervision's `concurrent_inpatient`).
+    pub async fn inject_admission(
+        &mut self,
+        id: &str,
+        insured: Admdvs,
+        tally: &Mutex<Tally>,
+    ) -> bool {
+        let Some(psn_no) = self.lookup(id, insured, tally).await else {
+            return false;
+        };
+        let admission = Admission {
+            psn_no: Some(psn_no),
+            insutype: Some(Insutype::EmployeeBasic),
+            begntime: Some(DateTime::now().truncated_to_seconds()),
+            mdtrt_cert_type: Some(MdtrtCertType::IdCard),
+            mdtrt_cert_no: Some(Secret::new(id)),
+            med_type: Some(MedType::Inpatient),
+            ipt_no: Some(format!("ZY{}", self.msgid())),
+            atddr_no: Some("D009".into()),
+            adm_dept_codg: Some("A03.04".into()),
+            adm_dept_name: Some("心血管内科".into()),
+            dscg_maindiag_code: Some("I25.103".into()),
+            dscg_maindiag_name: Some(Secret::new("冠状动脉粥样硬化性心脏病")),
+            ..Default::default()
+        };
+        let request = self.request(
+            insured,
+            RequestBody::Admission(AdmissionInput {
+                mdtrtinfo: admission,
+                ..Default::default()
+            }),
+        );
+        matches!(self.call(&request, tally).await, Outcome::Answer(a) if a.envelope.is_success())
+    }
+
+    /// An injected outpatient visit of `id` with one fixed fee line of `code`
+    /// and, if given, the invoice number `invono`.
+    pub async fn inject_visit(
+        &mut self,
+        id: &str,
+        insured: Admdvs,
+        code: &str,
+        invono: Option<&str>,
+        tally: &Mutex<Tally>,
+    ) -> bool {
+        let Some(psn_no) = self.lookup(id, insured, tally).await else {
+            return false;
+        };
+        let registration = OutpatientRegistration {
+            psn_no: Some(psn_no.clone()),
+            insutype: Some(Insutype::EmployeeBasic),
+            begntime: Some(DateTime::now().truncated_to_seconds()),
+            mdtrt_cert_type: Some(MdtrtCertType::IdCard),
+            mdtrt_cert_no: Some(Secret::new(id)),
+            ipt_otp_no: Some(format!("MZ{}", self.msgid())),
+            dept_code: Some("A03".into()),
+            dept_name: Some("内科".into()),
+            ..Default::default()
+        };
+        let request = self.request(
+            insured,
+            RequestBody::OutpatientRegister(OutpatientRegistrationInput {
+                data: registration,
+                ..Default::default()
+            }),
+        );
+        let mdtrt_id = match self.call(&request, tally).await {
+            Outcome::Answer(Answer {
+                output: Some(AnswerBody::OutpatientRegister(o)),
+                ..
+            }) => o.data.mdtrt_id,
+            _ => return false,
+        };
+        let batch = format!("CB{}", self.msgid());
+        let (line, total) = fixed_line(&psn_no, mdtrt_id.as_deref(), &batch, code, 4);
+        let upload = self.request(
+            insured,
+            RequestBody::OutpatientFeeUpload(FeeUploadInput {
+                feedetail: vec![line],
+                ..Default::default()
+            }),
+        );
+        self.call(&upload, tally).await;
+        let mut data = self.settle_data(
+            id,
+            &psn_no,
+            mdtrt_id,
+            Some(MedType::Outpatient),
+            total,
+            &batch,
+        );
+        if let Some(invono) = invono {
+            data.invono = Some(invono.to_owned());
+        }
+        let request = self.request(
+            insured,
+            RequestBody::OutpatientSettle(SettleInput {
+                data,
+                ..Default::default()
+            }),
+        );
+        self.settle(insured, &psn_no, request, "outpatient", tally)
+            .await
+            .is_some()
+    }
+
+    /// An injected pharmacy purchase of `count` of drug `code` by `id`.
+    pub async fn inject_purchase(
+        &mut self,
+        id: &str,
+        insured: Admdvs,
+        code: &str,
+        count: i64,
+        tally: &Mutex<Tally>,
+    ) -> bool {
+        let Some(psn_no) = self.lookup(id, insured, tally).await else {
+            return false;
+        };
+        let batch = format!("YD{}", self.msgid());
+        let (line, total) = fixed_line(&psn_no, None, &batch, code, count);
+        let data = self.settle_data(id, &psn_no, None, Some(MedType::Pharmacy), total, &batch);
+        let request = self.request(
+            insured,
+            RequestBody::PharmacySettle(PharmacySettleInput {
+                data,
+                feedetail: vec![line],
+                ..Default::default()
+            }),
+        );
+        self.settle(insured, &psn_no, request, "pharmacy", tally)
+            .await
+            .is_some()
+    }
+}
+
 /// Locks a tally (a poisoned lock still holds good counts).
 pub fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
     match tally.lock() {

@@ -182,6 +182,13 @@ pub fn lay_out(
     );
     if ledger {
         gateway.push_str("\n[ledger]\nurl = \"sqlite://ledger/journal.db\"\n");
+        // Cross-region supervision: a demo key (a real deployment keeps its own secret).
+        let _ = write!(
+            gateway,
+            "\n[supervision]\nhmac_key = \"{}\"\n{}",
+            crate::demo::patterns::HMAC_KEY,
+            crate::demo::patterns::RULES
+        );
     }
     for (
         RegionSpec {
