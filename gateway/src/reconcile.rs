@@ -274,6 +274,12 @@ impl Sums {
         add(&mut self.psn_cash_pay, row.psn_cash_pay)
     }
 
+    /// Takes back a row of unknown outcome (counted with no amounts).
+    fn forget_unknown(&mut self) {
+        self.count = self.count.saturating_sub(1);
+        self.unknown = self.unknown.saturating_sub(1);
+    }
+
     /// Adds another group's sums (saturating: a sum that large was already
     /// refused as out of range while adding rows).
     fn merge(&mut self, other: &Sums) {
@@ -370,6 +376,9 @@ impl Outcome {
 /// Flags kept in a slot.
 const MATCHED: u8 = 1;
 const REGION_SEEN: u8 = 2;
+
+/// The digest mask's bits of the four amounts (see [`compared`]).
+const AMOUNTS: u16 = 0b1_1110_0000;
 
 /// What the index keeps of one gateway row.
 #[derive(Debug, Clone, Copy)]
@@ -986,6 +995,17 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
                         }),
                         Some(slot) => {
                             slot.flags |= REGION_SEEN | MATCHED;
+                            if slot.mask & AMOUNTS == 0 {
+                                // An outcome the gateway never learned, matched: its
+                                // totals are taken as the region states them.
+                                let region_row = owned()?;
+                                let gateway_row = rereader.read(slot.offset)?;
+                                totals.get(code, &gateway_row.as_ref()).0.forget_unknown();
+                                totals
+                                    .get(code, &region_row.as_ref())
+                                    .0
+                                    .add(&region_row.as_ref())?;
+                            }
                             let same = if slot.mask == p.mask {
                                 slot.digest == p.digest
                             } else {
@@ -1032,8 +1052,6 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
             .statements
             .push(StatementInfo { region: code, rows });
     }
-    outcome.totals = totals.into_map();
-
     // What the gateway has and no statement matched.
     let reconciled: HashSet<usize> = outcome
         .statements
@@ -1056,6 +1074,9 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
             let partner = index.get(&key(&row.as_ref(), !undo).0);
             let untraced = partner.is_some_and(|p| p.flags & MATCHED == 0);
             if untraced || (undo && partner.is_none()) {
+                // Nor in the totals.
+                let code = regions.list[usize::from(region)].0;
+                totals.get(code, &row.as_ref()).0.forget_unknown();
                 continue;
             }
         }
@@ -1073,6 +1094,7 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
             fields: Vec::new(),
         });
     }
+    outcome.totals = totals.into_map();
     outcome
         .discrepancies
         .sort_by_cached_key(|d| (d.region, d.class, sort_key(d)));
@@ -1149,7 +1171,10 @@ impl Totals {
     }
 
     fn into_map(self) -> BTreeMap<Group, (Sums, Sums)> {
-        self.groups.into_iter().collect()
+        self.groups
+            .into_iter()
+            .filter(|(_, (g, r))| g.count > 0 || r.count > 0)
+            .collect()
     }
 }
 
@@ -1461,6 +1486,9 @@ mod tests {
             "{:?}",
             outcome.discrepancies
         );
+        // Totals too: the matched unknown outcome counts as the region states
+        // it, the untraced one not at all.
+        assert!(outcome.all_matched(), "{:?}", outcome.totals);
     }
 
     #[test]

@@ -142,10 +142,11 @@ async fn day(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<u8> {
 async fn wait_ready(certs: &std::path::Path, base: &str) -> anyhow::Result<()> {
     let client = Client::for_code(certs, world::OFFICER)?;
     for _ in 0..100 {
+        // The gateway's own answer, not whatever else might hold the port.
         if client
             .get(&format!("{base}/readyz"))
             .await
-            .is_ok_and(|r| r.status == 200)
+            .is_ok_and(|r| r.status == 200 && r.body.as_ref() == b"ready\n")
         {
             return Ok(());
         }

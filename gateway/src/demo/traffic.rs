@@ -153,12 +153,35 @@ impl His {
         tally: &Mutex<Tally>,
     ) -> Outcome {
         let url = format!("{}{path}", self.base);
-        let received = match self.client.post(&url, dialect.media_type(), body).await {
-            Ok(r) => r,
-            Err(_) => {
-                lock(tally).transport_errors += 1;
-                return Outcome::Unknown;
+        // Over its rate, a HIS waits as Retry-After says and sends again (a few times).
+        let mut tries = 0;
+        let received = loop {
+            let received = match self
+                .client
+                .post(&url, dialect.media_type(), body.clone())
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    lock(tally).transport_errors += 1;
+                    return Outcome::Unknown;
+                }
+            };
+            tries += 1;
+            if received.status != 429 || tries > 5 {
+                break received;
             }
+            *lock(tally)
+                .refused
+                .entry("rate_limited (retried)")
+                .or_default() += 1;
+            let seconds = received
+                .retry_after
+                .as_deref()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(1)
+                .clamp(1, 5);
+            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
         };
         let answer = dialect.decode_answer(infno, &received.body, &adapters::Limits::DEFAULT);
         match (received.status, answer) {

@@ -126,18 +126,20 @@ pub struct Ports {
     pub gateway: u16,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 impl Ports {
-    /// Free ports on 127.0.0.1.
+    /// Free ports on 127.0.0.1, four different ones: every listener is held
+    /// until all are chosen, so the system cannot hand out one port twice.
     pub fn free() -> anyhow::Result<Ports> {
+        let listeners = (0..4)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ports = listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Ports {
-            platforms: [free_port()?, free_port()?, free_port()?],
-            gateway: free_port()?,
+            platforms: [ports[0], ports[1], ports[2]],
+            gateway: ports[3],
         })
     }
 }
