@@ -260,6 +260,13 @@ echo "full mTLS handshakes without resumption, $HS_CONNECTIONS at a time, $DURAT
 load nginx-hs "https://127.0.0.1:$NGINX_PORT/healthz" --method GET --handshakes --connections "$HS_CONNECTIONS" --duration "$DURATION"
 load gateway-hs "https://127.0.0.1:$GATEWAY_PORT/healthz" --method GET --handshakes --connections "$HS_CONNECTIONS" --duration "$DURATION"
 
+# The journal's added latency per settlement (issue 6): the same gateway at a
+# low open-loop rate, far from saturation, without journal (a) and with it (b).
+JOURNAL_RATE=${JOURNAL_RATE:-100}
+echo "the journal's added latency: open loop at $JOURNAL_RATE/s through the gateway, (a) and (b)"
+load gateway-a-low "$GATEWAY_URL" "${A_BODIES[@]}" --rate "$JOURNAL_RATE" --connections "$CONNECTIONS" --duration "$DURATION"
+load gateway-b-low "$GATEWAY_URL" "${B_BODIES[@]}" --rate "$JOURNAL_RATE" --connections "$CONNECTIONS" --duration "$DURATION"
+
 # Two fsyncs, as the ledger's disk does them (4 KiB write + fsync, median of 200).
 FSYNC_MS=$(cd "$WORK/data" && python3 - <<'EOF'
 import os, time, statistics
@@ -291,10 +298,15 @@ for s, label, tgoal, extra in (("a", "(a) 1101/2204/2301", 1.0, 1.0), ("b", "(b)
     limit = n["latency_ms"]["p99"] + extra
     line(f"{label} p99 at {n['rate']}/s (70% of nginx max)", f"{g['latency_ms']['p99']:.2f} ms", f"{n['latency_ms']['p99']:.2f} ms",
          f"ratio {g['latency_ms']['p99'] / n['latency_ms']['p99']:.2f}x; goal <= {limit:.2f} ms", g["latency_ms"]["p99"] <= limit)
+a, b = r("gateway-a-low"), r("gateway-b-low")
+added = b["latency_ms"]["p99"] - a["latency_ms"]["p99"]
+line(f"journal's added latency, p99 of (b) - p99 of (a) at {b['rate']}/s", f"{added:.2f} ms",
+     f"(a) {a['latency_ms']['p99']:.2f} ms, (b) {b['latency_ms']['p99']:.2f} ms",
+     f"goal <= 2 fsyncs + 1 ms = {2 * fsync + 1.0:.2f} ms", added <= 2 * fsync + 1.0)
 g, n = r("gateway-hs"), r("nginx-hs")
 ratio = g["handshakes_per_s"] / n["handshakes_per_s"]
 line("full mTLS handshakes/s", f"{g['handshakes_per_s']:.0f}/s", f"{n['handshakes_per_s']:.0f}/s", f"ratio {ratio:.2f}x (goal >= 1.0x)", ratio >= 1.0)
-errors = {name: r(name)["errors_total"] for name in ("gateway-a-max", "nginx-a-max", "gateway-b-max", "nginx-b-max", "gateway-a-70", "nginx-a-70", "gateway-b-70", "nginx-b-70", "gateway-hs", "nginx-hs")}
+errors = {name: r(name)["errors_total"] for name in ("gateway-a-max", "nginx-a-max", "gateway-b-max", "nginx-b-max", "gateway-a-70", "nginx-a-70", "gateway-b-70", "nginx-b-70", "gateway-a-low", "gateway-b-low", "gateway-hs", "nginx-hs")}
 print()
 print(f"fsync (median of 200, ledger's disk): {fsync:.3f} ms")
 print(f"| measure | gateway | nginx | gateway/nginx | goal met |")
