@@ -369,6 +369,48 @@ impl Supervision {
         Ok(Some(supervision))
     }
 
+    /// Supervision in memory only — no ledger, no task — for measuring the
+    /// rules' work (`examples/supervision_month.rs`): feed it with
+    /// [`Supervision::handle_fact`], prune with [`Supervision::prune`].
+    pub fn in_memory(settings: &crate::config::Supervision) -> Supervision {
+        let keep_ms = settings
+            .rules
+            .iter()
+            .filter(|r| r.name != RuleName::InstitutionSurge)
+            .map(|r| millis(r.window))
+            .max()
+            .unwrap_or(DAY_MS)
+            .max(DAY_MS);
+        let keep_days = settings
+            .rules
+            .iter()
+            .filter(|r| r.name == RuleName::InstitutionSurge)
+            .map(|r| i64::try_from(r.window.as_secs() / 86_400).unwrap_or(30))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let (tx, _rx) = mpsc::channel(1);
+        Supervision {
+            key: settings.hmac_key.clone(),
+            refusing: settings.rules.iter().any(|r| r.mode == Mode::Refuse),
+            rules: settings.rules.clone(),
+            windows: Mutex::new(Windows::new(keep_ms, keep_days)),
+            tx,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The work the background task does for one fact: the rules evaluated,
+    /// the windows updated. Returns how many signals it raised.
+    pub fn handle_fact(&self, fact: Fact, now_ms: i64) -> usize {
+        self.handle(fact, now_ms).len()
+    }
+
+    /// Forgets what is older than the longest window, as the task does every minute.
+    pub fn prune(&self, now_ms: i64) {
+        self.windows().prune(now_ms);
+    }
+
     /// What the rules find about `fact`, against the windows as they are.
     fn evaluate(&self, windows: &Windows, fact: &Fact, refuse_only: bool) -> Vec<Finding> {
         let mut findings = Vec::new();
