@@ -5,6 +5,10 @@
 //! database in a temporary HOME, picked without a prompt by the managed
 //! policy `AutoSelectCertificateForUrls`.
 //!
+//! The world supervises: a person's second outpatient settlement of the day
+//! raises a real `frequency` signal, which the officer finds, opens and
+//! filters in the page's signals view, and a platform does not see.
+//!
 //! Needs the Debian packages `chromium`, `chromium-driver` and
 //! `libnss3-tools`, and `openssl`; without them the test prints `SKIPPED`
 //! and passes (CI installs them). It writes the managed policy file
@@ -482,6 +486,11 @@ fn tianjin_settles_a_beijing_patient() -> Vec<u8> {
             "\"fixmedins_code\": \"H11010500123\"".to_owned(),
             format!("\"fixmedins_code\": \"{TIANJIN_HOSPITAL}\""),
         ),
+        // Its own message id (a message id starts with the sender's code).
+        (
+            "\"msgid\": \"H11010500123".to_owned(),
+            format!("\"msgid\": \"{TIANJIN_HOSPITAL}"),
+        ),
         (
             "\"mdtrtarea_admvs\": \"110000\"".to_owned(),
             "\"mdtrtarea_admvs\": \"120000\"".to_owned(),
@@ -549,6 +558,234 @@ fn beijing_statement_with_a_wrong_amount(world: &World, day: &str, setl_id: &str
     statement.into_bytes()
 }
 
+/// A test HMAC key for person keys (hex, 32+ bytes, not all the same byte).
+const SIGNALS_HMAC_KEY: &str = "6f666669636572732d706167652d7369676e616c732d6b65792d303132333435";
+
+/// Turns supervision on in a [`ledger_world`]: a `frequency` rule that flags
+/// a person's second outpatient settlement of the day; the gateway is restarted.
+fn supervise(world: &mut World) {
+    let config = world.scratch.path("gateway.toml");
+    let mut text = std::fs::read_to_string(&config).expect("gateway.toml");
+    text.push_str(&format!(
+        "\n[supervision]\nhmac_key = \"{SIGNALS_HMAC_KEY}\"\n\n\
+         [[supervision.rules]]\nname = \"frequency\"\nmode = \"flag\"\nwindow = \"1d\"\nmax = 1\n"
+    ));
+    std::fs::write(&config, text).expect("gateway.toml");
+    // The first gateway must be gone before the second binds its port.
+    let _ = world.gateway.child.kill();
+    let _ = world.gateway.child.wait();
+    world.gateway = Process::start(&["serve", "--config", &config.display().to_string()], 1);
+}
+
+/// The officer's signals of `day` from the API, waiting (they are written
+/// off the request's path) until there is at least one.
+fn signals_of(runtime: &tokio::runtime::Runtime, world: &World, day: &str) -> Vec<Value> {
+    let url = world.url(&format!("/v1/signals?date={day}"));
+    let deadline = Instant::now() + PAGE_WAIT;
+    loop {
+        let answer = runtime.block_on(world.client(OFFICER).get(&url));
+        assert_eq!(
+            answer.status,
+            200,
+            "GET {url}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let list = answer.json()["signals"]
+            .as_array()
+            .expect("a signals list")
+            .clone();
+        if !list.is_empty() {
+            return list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no supervision signal on {day} after {PAGE_WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The texts of the cells of the signals table's rows: `[data-id, data-rule, cells...]`.
+fn signal_rows(browser: &Browser) -> Vec<Vec<String>> {
+    let rows = browser.eval(
+        "return Array.from(document.querySelectorAll('#signals tbody tr[data-id]')).map(function (tr) { \
+           return [tr.getAttribute('data-id'), tr.getAttribute('data-rule')].concat( \
+             Array.from(tr.cells).map(function (c) { return c.textContent.trim(); })); });",
+    );
+    rows.as_array()
+        .expect("signal rows")
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .expect("a row")
+                .iter()
+                .map(|c| c.as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// The text of the signal detail's field `key`.
+fn signal_detail_field(browser: &Browser, key: &str) -> String {
+    browser
+        .eval(&format!(
+            "var d = document.querySelector('#signal-detail dd[data-field=\"{key}\"]'); \
+             return d ? d.textContent : null;"
+        ))
+        .as_str()
+        .unwrap_or_else(|| panic!("the signal detail shows no field {key}"))
+        .to_owned()
+}
+
+/// Chooses `rule` (empty: all) in the signals' rule filter, with a real click on its option.
+fn choose_signal_rule(browser: &Browser, rule: &str) {
+    browser.click(&format!("#signals-rule option[value=\"{rule}\"]"));
+    let chosen = browser.eval("return document.querySelector('#signals-rule').value;");
+    assert_eq!(chosen, rule, "the rule filter did not take {rule:?}");
+}
+
+/// The officer's signals view of a day with `signal` (the API's) among its signals.
+fn officer_sees_signals(browser: &Browser, day: &str, listed: &[Value], signal: &Value) {
+    let id = signal["id"].as_str().expect("signal id");
+    let rule = signal["rule"].as_str().expect("signal rule");
+    browser.wait(
+        "the signals table to list the signal",
+        &format!(
+            "var s = document.querySelector('#signals'); \
+             return s && s.getAttribute('data-state') === 'ready' && \
+                    !!document.querySelector('#signals tbody tr[data-id=\"{id}\"]');"
+        ),
+    );
+    assert!(
+        browser.displayed("#signals table"),
+        "the signals table is not shown"
+    );
+    assert!(
+        !browser.displayed("#signals-empty"),
+        "the empty state is shown with a signal listed"
+    );
+    assert!(
+        !browser.displayed("#signals-officers-only"),
+        "the officer is told the signals are for officers only"
+    );
+    let rows = signal_rows(browser);
+    assert_eq!(
+        rows.len(),
+        listed.len(),
+        "signal rows {rows:?} for {listed:?}"
+    );
+    let row = rows
+        .iter()
+        .find(|r| r[0] == id)
+        .unwrap_or_else(|| panic!("no row for signal {id} in {rows:?}"));
+    // [id, data-rule, rule, severity, detected at, regions, institutions, person key, detail]
+    assert_eq!(row.len(), 9, "signal row {row:?}");
+    assert_eq!(row[1], rule);
+    assert!(row[2].contains(rule), "the rule cell {row:?}");
+    assert!(
+        row[3].contains(signal["severity"].as_str().unwrap()),
+        "the severity cell {row:?}"
+    );
+    assert_eq!(row[4], signal["detected_at"].as_str().unwrap());
+    for region in signal["regions"].as_array().unwrap() {
+        assert!(row[5].contains(region.as_str().unwrap()), "regions {row:?}");
+    }
+    for institution in signal["institutions"].as_array().unwrap() {
+        assert!(
+            row[6].contains(institution.as_str().unwrap()),
+            "institutions {row:?}"
+        );
+    }
+    let key = signal["person_key"].as_str().expect("a person key");
+    assert!(
+        row[7].len() < key.len() && row[7].starts_with(&key[..8]),
+        "the person key is not shortened: {row:?}"
+    );
+    assert_eq!(row[8], signal["detail"].as_str().unwrap());
+    // Downloads per pair of regions.
+    for pair in ["110000-120000", "110000-130000", "120000-130000"] {
+        for format in ["csv", "xlsx"] {
+            let href = format!("/v1/signals?date={day}&format={format}&pair={pair}");
+            let found = browser.eval(&format!(
+                "return !!document.querySelector('#signals a[href=\"{href}\"]');"
+            ));
+            assert_eq!(found, true, "no download link {href}");
+        }
+    }
+
+    // Drill down: a real click on the row opens every field.
+    assert!(
+        !browser.displayed("#signal-detail"),
+        "the signal detail is shown before a click"
+    );
+    browser.click(&format!("#signals tbody tr[data-id=\"{id}\"]"));
+    browser.wait(
+        "the detail of the clicked signal",
+        &format!(
+            "var d = document.querySelector('#signal-detail'); \
+             return d && !d.hidden && d.getAttribute('data-id') === '{id}';"
+        ),
+    );
+    assert!(browser.displayed("#signal-detail"));
+    assert!(signal_detail_field(browser, "rule").contains(rule));
+    assert_eq!(signal_detail_field(browser, "id"), id);
+    assert_eq!(signal_detail_field(browser, "person_key"), key);
+    assert_eq!(
+        signal_detail_field(browser, "detail"),
+        signal["detail"].as_str().unwrap()
+    );
+    for list in ["setl_ids", "mdtrt_ids"] {
+        let shown = signal_detail_field(browser, list);
+        let ids = signal[list].as_array().unwrap();
+        assert!(!ids.is_empty(), "the signal has no {list}: {signal}");
+        for one in ids {
+            assert!(
+                shown.contains(one.as_str().unwrap()),
+                "the detail's {list} {shown:?} lack {one}"
+            );
+        }
+    }
+
+    // The rule filter: another rule hides the signal (and its detail) …
+    let other = if rule == "duplicate_bill" {
+        "frequency"
+    } else {
+        "duplicate_bill"
+    };
+    choose_signal_rule(browser, other);
+    browser.wait(
+        "another rule to hide the signal",
+        &format!("return !document.querySelector('#signals tbody tr[data-id=\"{id}\"]');"),
+    );
+    let others = listed.iter().filter(|s| s["rule"] == other).count();
+    assert_eq!(signal_rows(browser).len(), others, "rows of {other}");
+    assert!(
+        !browser.displayed("#signal-detail"),
+        "the detail of a filtered-out signal stays open"
+    );
+    if others == 0 {
+        assert!(
+            browser.displayed("#signals-empty"),
+            "no empty state for a rule without signals"
+        );
+    }
+    // … its own rule and all rules show it again.
+    choose_signal_rule(browser, rule);
+    browser.wait(
+        "the signal's rule to show it",
+        &format!("return !!document.querySelector('#signals tbody tr[data-id=\"{id}\"]');"),
+    );
+    assert!(signal_rows(browser).iter().all(|r| r[1] == rule));
+    choose_signal_rule(browser, "");
+    browser.wait(
+        "all rules to show every signal",
+        &format!(
+            "return document.querySelectorAll('#signals tbody tr[data-id]').length === {};",
+            listed.len()
+        ),
+    );
+}
+
 #[test]
 fn officers_close_the_day_on_the_page_and_platforms_cannot() {
     let Some(tools) = Tools::find() else { return };
@@ -561,7 +798,9 @@ fn officers_close_the_day_on_the_page_and_platforms_cannot() {
         .enable_all()
         .build()
         .unwrap();
-    let world = ledger_world("officers-page", Settings::default());
+    let mut world = ledger_world("officers-page", Settings::default());
+    supervise(&mut world);
+    let world = world;
 
     // The day's data: a Beijing hospital settles a Hebei patient, a Tianjin
     // hospital a Beijing patient; Beijing's platform sends its statement with
@@ -624,6 +863,20 @@ fn officers_close_the_day_on_the_page_and_platforms_cannot() {
         })
         .clone();
 
+    // The same person settled twice in a day: a real frequency signal.
+    let day_signals = signals_of(&runtime, &world, &day);
+    let signal = day_signals
+        .iter()
+        .find(|s| s["rule"] == "frequency")
+        .unwrap_or_else(|| panic!("no frequency signal on {day}: {day_signals:?}"))
+        .clone();
+    assert!(
+        signal["setl_ids"]
+            .as_array()
+            .is_some_and(|ids| ids.iter().any(|i| i == beijing_setl_id.as_str())),
+        "the signal does not name the second settlement {beijing_setl_id}: {signal}"
+    );
+
     // A platform sees the page (today's day by default) but no close button.
     let today = contracts::DateTime::now().date().to_string();
     {
@@ -657,6 +910,26 @@ fn officers_close_the_day_on_the_page_and_platforms_cannot() {
         assert!(
             !browser.displayed("#close-button"),
             "a platform is offered the close button"
+        );
+        // Signals are for officers: no table, a short note, no error banner.
+        browser.wait(
+            "the platform's signals section to settle",
+            "var s = document.querySelector('#signals'); \
+             return !s || s.getAttribute('data-state') === 'forbidden' || s.hidden;",
+        );
+        let table = browser.eval(
+            "var t = document.querySelector('#signals table'); \
+             return !!t && t.getClientRects().length > 0;",
+        );
+        assert_eq!(table, false, "a platform is shown the signals table");
+        assert_eq!(
+            browser.eval("return document.querySelectorAll('#signals tbody tr').length;"),
+            0,
+            "a platform's page lists signals"
+        );
+        assert!(
+            !browser.displayed("#error"),
+            "the 403 of the signals shows the error banner"
         );
     }
 
@@ -806,6 +1079,9 @@ fn officers_close_the_day_on_the_page_and_platforms_cannot() {
     assert_eq!(fee_row[2], shown(fee["region"].as_str().unwrap()));
     assert_eq!(fee_row[3], "10.00");
 
+    // The supervision signals of the day: listed, drilled into, filtered.
+    officer_sees_signals(&browser, &day, &day_signals, &signal);
+
     // A second tab on the same open day, to try closing it twice.
     let first = browser.command("GET", "/window", None);
     let second = browser.command("POST", "/window/new", Some(json!({"type": "tab"})));
@@ -894,6 +1170,21 @@ fn officers_close_the_day_on_the_page_and_platforms_cannot() {
         banner.as_str().unwrap().contains(why),
         "the banner {banner} does not show the gateway's message {why:?}"
     );
+
+    // A day without signals: the empty state.
+    browser.command("POST", "/window", Some(json!({ "handle": first })));
+    browser.goto(&world.url("/clearing/?date=2020-01-01"));
+    browser.wait(
+        "the empty state of a day without signals",
+        "var s = document.querySelector('#signals'); \
+         return s && s.getAttribute('data-state') === 'empty' && \
+                document.querySelector('#date-input').value === '2020-01-01';",
+    );
+    assert!(
+        browser.displayed("#signals-empty"),
+        "no empty state for a day without signals"
+    );
+    assert_eq!(signal_rows(&browser).len(), 0);
     drop(browser);
     let _ = writeln!(
         std::io::stderr().lock(),

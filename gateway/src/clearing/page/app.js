@@ -1,5 +1,6 @@
 // The clearing officers' page: one clearing day's report from
-// GET /v1/clearing/{date}, and the officer's close of the day.
+// GET /v1/clearing/{date}, the officer's close of the day, and the day's
+// cross-region supervision signals from GET /v1/signals?date= (officers only).
 // Plain JS, no dependencies. Amounts are never computed with here: they are
 // shown from the JSON number's own text (only the chart's bar lengths are
 // scaled from them).
@@ -41,7 +42,36 @@
     ['state', '状态', 'state', false]
   ];
 
+  // The supervision rules (contracts/supervision.md), in the filter's order.
+  var RULE_NAMES = {
+    concurrent_inpatient: ['同时住院', 'concurrent_inpatient'],
+    duplicate_bill: ['重复结算', 'duplicate_bill'],
+    frequency: ['就诊频次', 'frequency'],
+    pharmacy_quantity: ['药品超量', 'pharmacy_quantity'],
+    institution_surge: ['机构结算激增', 'institution_surge']
+  };
+  var SEVERITY_NAMES = { high: ['高', 'high'], medium: ['中', 'medium'], low: ['低', 'low'] };
+  // The pairs of regions whose joint checks get their own downloads.
+  var SIGNAL_PAIRS = [['110000', '120000'], ['110000', '130000'], ['120000', '130000']];
+  var REGION_NAMES = { '110000': '北京', '120000': '天津', '130000': '河北' };
+  // A signal's fields, in the detail's order: [key, 中文, English].
+  var SIGNAL_FIELDS = [
+    ['id', '信号ID', 'id'],
+    ['rule', '规则', 'rule'],
+    ['severity', '严重程度', 'severity'],
+    ['detected_at', '发现时间', 'detected at'],
+    ['regions', '地区', 'regions'],
+    ['institutions', '定点机构', 'institutions'],
+    ['person_key', '人员标识（密钥哈希）', 'person key (keyed hash)'],
+    ['mdtrt_ids', '就诊ID', 'mdtrt_ids'],
+    ['setl_ids', '结算流水号', 'setl_ids'],
+    ['amounts', '金额（元）', 'amounts'],
+    ['detail', '说明', 'detail']
+  ];
+
   var state = { date: null, report: null, selected: null, busy: false };
+  // The signals of state.date: list is null until loaded; forbidden for a non-officer.
+  var signals = { date: null, list: null, forbidden: false, selected: null, seq: 0 };
 
   function $(sel) { return document.querySelector(sel); }
 
@@ -666,6 +696,238 @@
     $('#disputes-empty').hidden = disputes.length > 0;
   }
 
+  // ---- supervision signals -------------------------------------------------------
+
+  function signalsUrl(date, extra) {
+    return '/v1/signals?date=' + encodeURIComponent(date) + (extra || '');
+  }
+
+  function setSignalsState(name) { $('#signals').setAttribute('data-state', name); }
+
+  function setSignalDownloads(date) {
+    var list = $('#signals-downloads ul');
+    clear(list);
+    SIGNAL_PAIRS.forEach(function (pair) {
+      var code = pair[0] + '-' + pair[1];
+      var li = el('li', { 'data-pair': code });
+      li.appendChild(document.createTextNode(
+        (REGION_NAMES[pair[0]] || pair[0]) + '–' + (REGION_NAMES[pair[1]] || pair[1]) + ' (' + code + ')'));
+      ['csv', 'xlsx'].forEach(function (f) {
+        li.appendChild(el('a', {
+          id: 'signals-' + f + '-' + code,
+          href: signalsUrl(date, '&format=' + f + '&pair=' + code),
+          download: 'signals-' + date + '-' + code + '.' + f,
+          text: f.toUpperCase()
+        }));
+      });
+      list.appendChild(li);
+    });
+  }
+
+  // Loads the signals of state.date. A 403 (not an officer) only hides the
+  // list; any other failure is told inside the section, never in the page's banner.
+  function loadSignals() {
+    var date = state.date;
+    var seq = ++signals.seq;
+    if (signals.date !== date) {
+      signals.list = null;
+      signals.selected = null;
+      hideSignalDetail();
+      clear($('#signals tbody'));
+      $('#signals-empty').hidden = true;
+      $('#signals-count').textContent = '';
+    }
+    signals.date = date;
+    setSignalDownloads(date);
+    setSignalsState('loading');
+    $('#signals-error').hidden = true;
+    return fetch(signalsUrl(date), { headers: { Accept: 'application/json' }, cache: 'no-store', credentials: 'same-origin' })
+      .then(function (response) {
+        return response.text().then(function (body) {
+          if (response.status === 403) { return { forbidden: true }; }
+          if (!response.ok) { throw new Error(errorText(response.status, body)); }
+          var json;
+          try { json = JSON.parse(body); } catch (e) {
+            throw new Error('信号不是有效的 JSON / the signals are not valid JSON: ' + e.message);
+          }
+          if (!json || !Array.isArray(json.signals)) {
+            throw new Error('缺少 signals 列表 / no "signals" list in the answer');
+          }
+          return { list: json.signals };
+        });
+      })
+      .then(function (answer) {
+        if (seq !== signals.seq) { return; }
+        signals.forbidden = !!answer.forbidden;
+        signals.list = answer.forbidden ? [] : answer.list;
+        renderSignals();
+      })
+      .catch(function (e) {
+        if (seq !== signals.seq) { return; }
+        signals.forbidden = false;
+        signals.list = null;
+        clear($('#signals tbody'));
+        $('#signals-empty').hidden = true;
+        $('#signals-count').textContent = '';
+        hideSignalDetail();
+        var box = $('#signals-error');
+        box.textContent = '监管信号加载失败 / Could not load the signals — ' + e.message;
+        box.hidden = false;
+        $('#signals-officers-only').hidden = true;
+        $('#signals-body').hidden = false;
+        setSignalsState('error');
+      });
+  }
+
+  function signalId(s, i) { return s.id ? String(s.id) : 'signal-' + i; }
+
+  function ruleName(rule) {
+    var names = RULE_NAMES[rule];
+    return names ? bilingual(names[0], names[1]) : text(rule);
+  }
+
+  function severityName(severity) {
+    var names = SEVERITY_NAMES[severity];
+    return el('span', { class: 'severity ' + (names ? severity : '') },
+      [names ? bilingual(names[0], names[1]) : text(severity)]);
+  }
+
+  function listText(list, sep) {
+    return Array.isArray(list) && list.length ? list.map(String).join(sep || ', ') : '—';
+  }
+
+  // A person key for the table: its first and last hex digits, the whole key as the tooltip.
+  function shortKey(key) {
+    if (key === null || key === undefined || key === '') { return el('span', { class: 'absent', text: '—' }); }
+    var k = String(key);
+    var span = el('span', { class: 'mono', title: k, text: k.length > 16 ? k.slice(0, 8) + '…' + k.slice(-4) : k });
+    return span;
+  }
+
+  function renderSignals() {
+    var section = $('#signals');
+    if (signals.forbidden) {
+      $('#signals-officers-only').hidden = false;
+      $('#signals-body').hidden = true;
+      clear($('#signals tbody'));
+      hideSignalDetail();
+      section.classList.add('officers-only');
+      setSignalsState('forbidden');
+      return;
+    }
+    section.classList.remove('officers-only');
+    $('#signals-officers-only').hidden = true;
+    $('#signals-body').hidden = false;
+    if (!signals.list) { return; }
+    var rule = $('#signals-rule').value;
+    var all = signals.list;
+    var body = $('#signals tbody');
+    clear(body);
+    var shown = 0;
+    var selectedShown = false;
+    all.forEach(function (s, i) {
+      if (rule && s.rule !== rule) { return; }
+      shown++;
+      var id = signalId(s, i);
+      var tr = el('tr', { 'data-id': id, 'data-rule': text(s.rule), tabindex: '0', class: 'clickable' });
+      tr.appendChild(td(ruleName(s.rule)));
+      tr.appendChild(td(severityName(s.severity)));
+      tr.appendChild(td(text(s.detected_at), 'nowrap'));
+      tr.appendChild(td(listText(s.regions)));
+      tr.appendChild(td(listText(s.institutions)));
+      tr.appendChild(td(shortKey(s.person_key), 'nowrap'));
+      tr.appendChild(td(text(s.detail), 'detail-text'));
+      tr.addEventListener('click', function () { selectSignal(id); });
+      tr.addEventListener('keydown', function (event) {
+        if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); selectSignal(id); }
+      });
+      if (id === signals.selected) { tr.classList.add('selected'); selectedShown = true; }
+      body.appendChild(tr);
+    });
+    var empty = $('#signals-empty');
+    empty.hidden = shown > 0;
+    clear(empty);
+    if (!all.length) {
+      empty.appendChild(bilingual('该日无监管信号', 'No signals on this day'));
+    } else {
+      empty.appendChild(bilingual('该规则无信号', 'No signals of this rule on this day'));
+    }
+    $('#signals-count').textContent = rule
+      ? shown + ' / ' + all.length + ' 条 signals'
+      : all.length + ' 条 signals';
+    if (signals.selected && selectedShown) { showSignalDetail(signals.selected); } else { hideSignalDetail(); }
+    setSignalsState(shown > 0 ? 'ready' : 'empty');
+  }
+
+  function findSignal(id) {
+    var list = signals.list || [];
+    for (var i = 0; i < list.length; i++) {
+      if (signalId(list[i], i) === id) { return list[i]; }
+    }
+    return null;
+  }
+
+  function selectSignal(id) {
+    signals.selected = id;
+    Array.prototype.forEach.call(document.querySelectorAll('#signals tbody tr'), function (tr) {
+      tr.classList.toggle('selected', tr.getAttribute('data-id') === id);
+    });
+    showSignalDetail(id);
+    $('#signal-detail').scrollIntoView({ block: 'nearest' });
+  }
+
+  function hideSignalDetail() {
+    signals.selected = null;
+    var panel = $('#signal-detail');
+    panel.hidden = true;
+    panel.removeAttribute('data-id');
+    clear($('#signal-detail-body'));
+    Array.prototype.forEach.call(document.querySelectorAll('#signals tbody tr.selected'), function (tr) {
+      tr.classList.remove('selected');
+    });
+  }
+
+  function showSignalDetail(id) {
+    var s = findSignal(id);
+    if (!s) { hideSignalDetail(); return; }
+    var panel = $('#signal-detail');
+    var body = $('#signal-detail-body');
+    clear(body);
+    panel.setAttribute('data-id', id);
+    panel.hidden = false;
+    var known = {};
+    function field(key, zh, en, value) {
+      known[key] = true;
+      body.appendChild(el('dt', { 'data-field': key }, [bilingual(zh, en)]));
+      var dd = el('dd', { 'data-field': key });
+      if (value instanceof Node) { dd.appendChild(value); } else { dd.textContent = value; }
+      body.appendChild(dd);
+    }
+    SIGNAL_FIELDS.forEach(function (f) {
+      var key = f[0], v = s[key], shown;
+      if (key === 'rule') {
+        shown = el('span', null, [ruleName(v)]);
+      } else if (key === 'severity') {
+        shown = severityName(v);
+      } else if (key === 'amounts') {
+        shown = Array.isArray(v) && v.length ? v.map(money).join(', ') : '—';
+      } else if (Array.isArray(v)) {
+        shown = el('span', { class: 'mono', text: listText(v) });
+      } else if (key === 'person_key' || key === 'id') {
+        shown = v === null || v === undefined || v === '' ? '—' : el('span', { class: 'mono', text: String(v) });
+      } else {
+        shown = text(v);
+      }
+      field(key, f[1], f[2], shown);
+    });
+    // Any field the page does not know by name, as it came.
+    Object.keys(s).forEach(function (k) {
+      if (known[k]) { return; }
+      var v = s[k];
+      field(k, k, '', v !== null && typeof v === 'object' ? JSON.stringify(v) : text(v));
+    });
+  }
+
   // ---- wiring ------------------------------------------------------------------
 
   function goTo(date, push) {
@@ -682,6 +944,7 @@
       window.history.pushState({ date: date }, '', url.toString());
     }
     document.title = '清算 ' + date + ' · Clearing';
+    loadSignals();
     return load();
   }
 
@@ -707,6 +970,9 @@
     $('#close-cancel').addEventListener('click', function () { $('#close-panel').hidden = true; });
     $('#close-confirm').addEventListener('click', closeDay);
     $('#detail-close').addEventListener('click', hideDetail);
+    $('#signals-rule').addEventListener('change', renderSignals);
+    $('#signals-refresh').addEventListener('click', function () { loadSignals(); });
+    $('#signal-detail-close').addEventListener('click', hideSignalDetail);
     window.addEventListener('popstate', function () {
       var d = new URLSearchParams(window.location.search).get('date');
       goTo(validDate(d) ? d : shanghaiToday(), false);
