@@ -476,6 +476,85 @@ pub(crate) fn recorded_refusal(values: Vec<Raw>) -> Result<RecordedRefusal, Ledg
     Ok(RecordedRefusal { id, refusal })
 }
 
+/// Reads a row's values in order, naming the table in errors (the clearing
+/// and supervision tables; the journal has its own, column-naming reader).
+pub(crate) struct Values {
+    table: &'static str,
+    values: std::vec::IntoIter<Raw>,
+}
+
+impl Values {
+    /// The values of one row of `table`.
+    pub(crate) fn new(table: &'static str, values: Vec<Raw>) -> Values {
+        Values {
+            table,
+            values: values.into_iter(),
+        }
+    }
+
+    fn corrupt(&self, what: &str) -> LedgerError {
+        LedgerError::Corrupt(format!("{}: {what}", self.table))
+    }
+
+    /// A text column, null as `None`.
+    pub(crate) fn text(&mut self) -> Result<Option<String>, LedgerError> {
+        match self.values.next() {
+            Some(Raw::Text(v)) => Ok(v),
+            _ => Err(self.corrupt("a text column is not text")),
+        }
+    }
+
+    /// A text column that may not be null.
+    pub(crate) fn required(&mut self) -> Result<String, LedgerError> {
+        self.text()?
+            .ok_or_else(|| self.corrupt("a required column is null"))
+    }
+
+    /// An integer column, null as `None`.
+    pub(crate) fn int(&mut self) -> Result<Option<i64>, LedgerError> {
+        match self.values.next() {
+            Some(Raw::Int(v)) => Ok(v),
+            _ => Err(self.corrupt("an integer column is not an integer")),
+        }
+    }
+
+    /// An integer column that may not be null.
+    pub(crate) fn required_int(&mut self) -> Result<i64, LedgerError> {
+        self.int()?
+            .ok_or_else(|| self.corrupt("a required column is null"))
+    }
+
+    /// An amount in fen, null as `None`.
+    pub(crate) fn money(&mut self) -> Result<Option<Money>, LedgerError> {
+        match self.int()? {
+            None => Ok(None),
+            Some(fen) => Money::from_fen(fen)
+                .map(Some)
+                .ok_or_else(|| self.corrupt("an amount out of range")),
+        }
+    }
+}
+
+/// Checks a clearing day's text: `YYYY-MM-DD`.
+pub(crate) fn day_text(field: &str, day: &str) -> Result<(), LedgerError> {
+    let b = day.as_bytes();
+    let ok = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(LedgerError::Invalid(format!(
+            "{field} {day:?} is not YYYY-MM-DD"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

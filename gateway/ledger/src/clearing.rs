@@ -8,9 +8,9 @@
 //! guard is in the statement itself (`WHERE NOT EXISTS` a closed day), so it
 //! holds inside the writer's transaction, also across replicas.
 
-use crate::check::Raw;
+use crate::check::{day_text, Raw, Values};
 use crate::ops::Val;
-use crate::sql::Kind;
+use crate::sql::{names, Kind};
 use crate::LedgerError;
 
 /// A region's statement for a day, as uploaded.
@@ -131,14 +131,6 @@ pub(crate) const VERDICT_COLUMNS: &[(&str, Kind)] = &[
     ("decided_at_ms", Kind::Int),
 ];
 
-fn names(columns: &[(&str, Kind)]) -> String {
-    columns
-        .iter()
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `SELECT … FROM clearing_statements WHERE day = $1 ORDER BY admdvs`.
 pub(crate) fn select_statements() -> String {
     format!(
@@ -219,23 +211,6 @@ impl Write {
     }
 }
 
-fn day_text(field: &str, day: &str) -> Result<(), LedgerError> {
-    let b = day.as_bytes();
-    let ok = b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    if ok {
-        Ok(())
-    } else {
-        Err(LedgerError::Invalid(format!(
-            "{field} {day:?} is not YYYY-MM-DD"
-        )))
-    }
-}
-
 fn short(field: &str, text: &str, required: bool) -> Result<(), LedgerError> {
     if (required && text.is_empty()) || text.len() > 128 || text.chars().any(char::is_control) {
         return Err(LedgerError::Invalid(format!(
@@ -277,74 +252,33 @@ pub(crate) fn check(write: &Write) -> Result<(), LedgerError> {
     }
 }
 
-/// Reads values in order, naming the table in errors.
-struct Values {
-    table: &'static str,
-    values: std::vec::IntoIter<Raw>,
-}
-
-impl Values {
-    fn text(&mut self) -> Result<Option<String>, LedgerError> {
-        match self.values.next() {
-            Some(Raw::Text(v)) => Ok(v),
-            _ => Err(LedgerError::Corrupt(format!(
-                "{}: a text column is not text",
-                self.table
-            ))),
-        }
-    }
-    fn required(&mut self) -> Result<String, LedgerError> {
-        self.text()?.ok_or_else(|| {
-            LedgerError::Corrupt(format!("{}: a required column is null", self.table))
-        })
-    }
-    fn int(&mut self) -> Result<i64, LedgerError> {
-        match self.values.next() {
-            Some(Raw::Int(Some(v))) => Ok(v),
-            _ => Err(LedgerError::Corrupt(format!(
-                "{}: an integer column is not an integer",
-                self.table
-            ))),
-        }
-    }
-}
-
 pub(crate) fn statement(values: Vec<Raw>) -> Result<StoredStatement, LedgerError> {
-    let mut v = Values {
-        table: "clearing_statements",
-        values: values.into_iter(),
-    };
+    let mut v = Values::new("clearing_statements", values);
     Ok(StoredStatement {
         day: v.required()?,
         admdvs: v.required()?,
         uploaded_by: v.required()?,
-        uploaded_at_ms: v.int()?,
+        uploaded_at_ms: v.required_int()?,
         digest: v.required()?,
-        rows: u64::try_from(v.int()?)
+        rows: u64::try_from(v.required_int()?)
             .map_err(|_| LedgerError::Corrupt("clearing_statements: negative row_count".into()))?,
         body: v.required()?,
     })
 }
 
 pub(crate) fn closed_day(values: Vec<Raw>) -> Result<ClosedDay, LedgerError> {
-    let mut v = Values {
-        table: "clearing_days",
-        values: values.into_iter(),
-    };
+    let mut v = Values::new("clearing_days", values);
     Ok(ClosedDay {
         day: v.required()?,
         closed_by: v.required()?,
-        closed_at_ms: v.int()?,
+        closed_at_ms: v.required_int()?,
         digest: v.required()?,
         report: v.required()?,
     })
 }
 
 pub(crate) fn verdict(values: Vec<Raw>) -> Result<Verdict, LedgerError> {
-    let mut v = Values {
-        table: "clearing_verdicts",
-        values: values.into_iter(),
-    };
+    let mut v = Values::new("clearing_verdicts", values);
     Ok(Verdict {
         admdvs: v.required()?,
         setl_id: v.required()?,
@@ -353,6 +287,6 @@ pub(crate) fn verdict(values: Vec<Raw>) -> Result<Verdict, LedgerError> {
         mdtrt_id: v.text()?,
         memo: v.text()?,
         by: v.required()?,
-        at_ms: v.int()?,
+        at_ms: v.required_int()?,
     })
 }

@@ -169,7 +169,8 @@ impl Statements {
     }
 }
 
-fn names(columns: &[(&str, Kind)]) -> String {
+/// The column names, comma-separated, for a SELECT.
+pub(crate) fn names(columns: &[(&str, Kind)]) -> String {
     columns
         .iter()
         .map(|(name, _)| *name)

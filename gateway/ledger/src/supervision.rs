@@ -6,9 +6,9 @@
 //! checks on write and read. The person is only ever a keyed hash: no ID
 //! number or name ever reaches these tables.
 
-use crate::check::Raw;
+use crate::check::{day_text, Raw, Values};
 use crate::ops::Val;
-use crate::sql::Kind;
+use crate::sql::{names, Kind};
 use crate::{LedgerError, Money};
 
 /// One supervision signal, with its evidence.
@@ -175,14 +175,6 @@ pub(crate) const DAILY_COLUMNS: &[(&str, Kind)] = &[
     ("amount", Kind::Int),
 ];
 
-fn names(columns: &[(&str, Kind)]) -> String {
-    columns
-        .iter()
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `SELECT … FROM supervision_signals WHERE day = $1`.
 pub(crate) fn select_signals() -> String {
     format!(
@@ -307,23 +299,6 @@ fn joined(field: &str, items: &[String]) -> Result<String, LedgerError> {
     Ok(items.join(","))
 }
 
-fn day_text(day: &str) -> Result<(), LedgerError> {
-    let b = day.as_bytes();
-    let ok = b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| {
-            if i == 4 || i == 7 {
-                *c == b'-'
-            } else {
-                c.is_ascii_digit()
-            }
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!("day {day:?} is not YYYY-MM-DD")))
-    }
-}
-
 fn hex_key(value: Option<&str>) -> Result<(), LedgerError> {
     match value {
         Some(key)
@@ -343,7 +318,7 @@ fn hex_key(value: Option<&str>) -> Result<(), LedgerError> {
 /// Checks a signal and joins its lists.
 pub(crate) fn signal_row(signal: Signal) -> Result<Write, LedgerError> {
     text("id", &signal.id, true, 128)?;
-    day_text(&signal.day)?;
+    day_text("day", &signal.day)?;
     text("rule", &signal.rule, true, 64)?;
     text("severity", &signal.severity, true, 16)?;
     hex_key(signal.person_key.as_deref())?;
@@ -386,52 +361,7 @@ pub(crate) fn check_event(e: &SupervisionEvent) -> Result<(), LedgerError> {
 /// Checks a daily count.
 pub(crate) fn check_count(c: &DailyCount) -> Result<(), LedgerError> {
     text("institution", &c.institution, true, 128)?;
-    day_text(&c.day)
-}
-
-/// Reads values in order, naming the table in errors.
-struct Values {
-    table: &'static str,
-    values: std::vec::IntoIter<Raw>,
-}
-
-impl Values {
-    fn text(&mut self) -> Result<Option<String>, LedgerError> {
-        match self.values.next() {
-            Some(Raw::Text(v)) => Ok(v),
-            _ => Err(LedgerError::Corrupt(format!(
-                "{}: a text column is not text",
-                self.table
-            ))),
-        }
-    }
-    fn required(&mut self) -> Result<String, LedgerError> {
-        self.text()?.ok_or_else(|| {
-            LedgerError::Corrupt(format!("{}: a required column is null", self.table))
-        })
-    }
-    fn int(&mut self) -> Result<Option<i64>, LedgerError> {
-        match self.values.next() {
-            Some(Raw::Int(v)) => Ok(v),
-            _ => Err(LedgerError::Corrupt(format!(
-                "{}: an integer column is not an integer",
-                self.table
-            ))),
-        }
-    }
-    fn required_int(&mut self) -> Result<i64, LedgerError> {
-        self.int()?.ok_or_else(|| {
-            LedgerError::Corrupt(format!("{}: a required column is null", self.table))
-        })
-    }
-    fn money(&mut self) -> Result<Option<Money>, LedgerError> {
-        match self.int()? {
-            None => Ok(None),
-            Some(fen) => Money::from_fen(fen).map(Some).ok_or_else(|| {
-                LedgerError::Corrupt(format!("{}: an amount out of range", self.table))
-            }),
-        }
-    }
+    day_text("day", &c.day)
 }
 
 fn split(text: &str) -> Vec<String> {
@@ -442,10 +372,7 @@ fn split(text: &str) -> Vec<String> {
 }
 
 pub(crate) fn signal(values: Vec<Raw>) -> Result<Signal, LedgerError> {
-    let mut v = Values {
-        table: "supervision_signals",
-        values: values.into_iter(),
-    };
+    let mut v = Values::new("supervision_signals", values);
     let id = v.required()?;
     let day = v.required()?;
     let rule = v.required()?;
@@ -483,10 +410,7 @@ pub(crate) fn signal(values: Vec<Raw>) -> Result<Signal, LedgerError> {
 }
 
 pub(crate) fn event(values: Vec<Raw>) -> Result<SupervisionEvent, LedgerError> {
-    let mut v = Values {
-        table: "supervision_events",
-        values: values.into_iter(),
-    };
+    let mut v = Values::new("supervision_events", values);
     Ok(SupervisionEvent {
         id: v.required()?,
         at_ms: v.required_int()?,
@@ -508,10 +432,7 @@ pub(crate) fn event(values: Vec<Raw>) -> Result<SupervisionEvent, LedgerError> {
 }
 
 pub(crate) fn daily(values: Vec<Raw>) -> Result<DailyCount, LedgerError> {
-    let mut v = Values {
-        table: "supervision_daily",
-        values: values.into_iter(),
-    };
+    let mut v = Values::new("supervision_daily", values);
     Ok(DailyCount {
         institution: v.required()?,
         day: v.required()?,

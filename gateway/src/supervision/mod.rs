@@ -262,6 +262,28 @@ impl std::fmt::Debug for Supervision {
     }
 }
 
+/// How long the windows keep person facts (the longest window but the
+/// surge's, at least a day) and how many days of counts (the surge's baseline).
+fn horizons(settings: &crate::config::Supervision) -> (i64, i64) {
+    let keep_ms = settings
+        .rules
+        .iter()
+        .filter(|r| r.name != RuleName::InstitutionSurge)
+        .map(|r| millis(r.window))
+        .max()
+        .unwrap_or(DAY_MS)
+        .max(DAY_MS);
+    let keep_days = settings
+        .rules
+        .iter()
+        .filter(|r| r.name == RuleName::InstitutionSurge)
+        .map(|r| i64::try_from(r.window.as_secs() / 86_400).unwrap_or(30))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    (keep_ms, keep_days)
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -294,22 +316,7 @@ impl Supervision {
         let Some(ledger) = ledger else {
             anyhow::bail!("supervision: signals are kept in the ledger; configure [ledger]");
         };
-        let keep_ms = settings
-            .rules
-            .iter()
-            .filter(|r| r.name != RuleName::InstitutionSurge)
-            .map(|r| millis(r.window))
-            .max()
-            .unwrap_or(DAY_MS)
-            .max(DAY_MS);
-        let keep_days = settings
-            .rules
-            .iter()
-            .filter(|r| r.name == RuleName::InstitutionSurge)
-            .map(|r| i64::try_from(r.window.as_secs() / 86_400).unwrap_or(30))
-            .max()
-            .unwrap_or(0)
-            + 1;
+        let (keep_ms, keep_days) = horizons(settings);
         let now = crate::journal::now_ms();
         let mut windows = Windows::new(keep_ms, keep_days);
         let events = ledger
@@ -373,22 +380,7 @@ impl Supervision {
     /// rules' work (`examples/supervision_month.rs`): feed it with
     /// [`Supervision::handle_fact`], prune with [`Supervision::prune`].
     pub fn in_memory(settings: &crate::config::Supervision) -> Supervision {
-        let keep_ms = settings
-            .rules
-            .iter()
-            .filter(|r| r.name != RuleName::InstitutionSurge)
-            .map(|r| millis(r.window))
-            .max()
-            .unwrap_or(DAY_MS)
-            .max(DAY_MS);
-        let keep_days = settings
-            .rules
-            .iter()
-            .filter(|r| r.name == RuleName::InstitutionSurge)
-            .map(|r| i64::try_from(r.window.as_secs() / 86_400).unwrap_or(30))
-            .max()
-            .unwrap_or(0)
-            + 1;
+        let (keep_ms, keep_days) = horizons(settings);
         let (tx, _rx) = mpsc::channel(1);
         Supervision {
             key: settings.hmac_key.clone(),
