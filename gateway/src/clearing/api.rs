@@ -211,7 +211,13 @@ async fn live(
                 .map(|code| (code, Cursor::new(s.body.into_bytes())))
         })
         .collect();
-    let mut report = build(day, &regions, Cursor::new(gateway_csv), sources).map_err(|error| {
+    // Reconciling reads every row on its own threads: off the runtime's workers.
+    let built = tokio::task::spawn_blocking(move || {
+        build(day, &regions, Cursor::new(gateway_csv), sources)
+    })
+    .await
+    .unwrap_or_else(|join| Err(anyhow::anyhow!("reconciliation stopped: {join}")));
+    let mut report = built.map_err(|error| {
         tracing::error!(%error, "clearing: a stored source does not reconcile");
         refuse(
             gateway,
