@@ -262,17 +262,28 @@ impl std::fmt::Debug for Supervision {
     }
 }
 
-/// How long the windows keep person facts (the longest window but the
-/// surge's, at least a day) and how many days of counts (the surge's baseline).
-fn horizons(settings: &crate::config::Supervision) -> (i64, i64) {
-    let keep_ms = settings
-        .rules
-        .iter()
-        .filter(|r| r.name != RuleName::InstitutionSurge)
-        .map(|r| millis(r.window))
-        .max()
-        .unwrap_or(DAY_MS)
-        .max(DAY_MS);
+/// How long the windows keep stays (the longest window but the surge's, at
+/// least a day), settlements (the longest window of the rules that look at
+/// settlements, at least a day) and how many days of counts (the surge's
+/// baseline).
+fn horizons(settings: &crate::config::Supervision) -> (i64, i64, i64) {
+    let longest = |which: &dyn Fn(RuleName) -> bool| {
+        settings
+            .rules
+            .iter()
+            .filter(|r| which(r.name))
+            .map(|r| millis(r.window))
+            .max()
+            .unwrap_or(DAY_MS)
+            .max(DAY_MS)
+    };
+    let keep_ms = longest(&|name| name != RuleName::InstitutionSurge);
+    let settle_ms = longest(&|name| {
+        matches!(
+            name,
+            RuleName::DuplicateBill | RuleName::Frequency | RuleName::PharmacyQuantity
+        )
+    });
     let keep_days = settings
         .rules
         .iter()
@@ -281,7 +292,7 @@ fn horizons(settings: &crate::config::Supervision) -> (i64, i64) {
         .max()
         .unwrap_or(0)
         + 1;
-    (keep_ms, keep_days)
+    (keep_ms, settle_ms, keep_days)
 }
 
 fn millis(d: Duration) -> i64 {
@@ -316,9 +327,9 @@ impl Supervision {
         let Some(ledger) = ledger else {
             anyhow::bail!("supervision: signals are kept in the ledger; configure [ledger]");
         };
-        let (keep_ms, keep_days) = horizons(settings);
+        let (keep_ms, settle_ms, keep_days) = horizons(settings);
         let now = crate::journal::now_ms();
-        let mut windows = Windows::new(keep_ms, keep_days);
+        let mut windows = Windows::new(keep_ms, settle_ms, keep_days);
         let events = ledger
             .supervision_events(now - keep_ms)
             .await
@@ -380,13 +391,13 @@ impl Supervision {
     /// rules' work (`examples/supervision_month.rs`): feed it with
     /// [`Supervision::handle_fact`], prune with [`Supervision::prune`].
     pub fn in_memory(settings: &crate::config::Supervision) -> Supervision {
-        let (keep_ms, keep_days) = horizons(settings);
+        let (keep_ms, settle_ms, keep_days) = horizons(settings);
         let (tx, _rx) = mpsc::channel(1);
         Supervision {
             key: settings.hmac_key.clone(),
             refusing: settings.rules.iter().any(|r| r.mode == Mode::Refuse),
             rules: settings.rules.clone(),
-            windows: Mutex::new(Windows::new(keep_ms, keep_days)),
+            windows: Mutex::new(Windows::new(keep_ms, settle_ms, keep_days)),
             tx,
             counters: Counters::default(),
         }

@@ -72,8 +72,10 @@ pub fn day_number(at_ms: i64) -> i64 {
 pub struct Windows {
     /// By person key.
     pub persons: HashMap<String, PersonWindow>,
-    /// (institution, `s:`setl_id | `m:`msgid | `v:`mdtrt_id) → person key, observed at.
-    refs: HashMap<(String, String), (String, i64)>,
+    /// (institution, `s:`setl_id | `m:`msgid | `v:`mdtrt_id) → person key,
+    /// observed at, and whether it refers to a stay (kept as long as stays)
+    /// rather than a settlement.
+    refs: HashMap<(String, String), (String, i64, bool)>,
     /// (institution, invono) → the settlement that carried it.
     pub invoices: HashMap<(String, String), Invoice>,
     /// (institution, mdtrt_id) → uploaded lines, last upload at.
@@ -82,17 +84,22 @@ pub struct Windows {
     pub days: HashMap<String, BTreeMap<i64, Day>>,
     /// Surges already signalled: (rule index, institution, day number).
     pub surged: HashSet<(usize, String, i64)>,
-    /// How long person facts are kept.
+    /// How long stays are kept (the longest window; the ledger's events alike).
     pub keep_ms: i64,
+    /// How long settlements are kept (the longest window of the rules that
+    /// look at settlements).
+    pub settle_ms: i64,
     /// How many days of counts are kept.
     pub keep_days: i64,
 }
 
 impl Windows {
-    /// Empty windows keeping person facts `keep_ms` and counts `keep_days`.
-    pub fn new(keep_ms: i64, keep_days: i64) -> Windows {
+    /// Empty windows keeping stays `keep_ms`, settlements `settle_ms` (at
+    /// most `keep_ms`) and counts `keep_days`.
+    pub fn new(keep_ms: i64, settle_ms: i64, keep_days: i64) -> Windows {
         Windows {
             keep_ms,
+            settle_ms: settle_ms.min(keep_ms),
             keep_days,
             ..Windows::default()
         }
@@ -113,22 +120,41 @@ impl Windows {
     fn person_of(&self, institution: &str, reference: String) -> Option<String> {
         self.refs
             .get(&(institution.to_owned(), reference))
-            .map(|(person, _)| person.clone())
+            .map(|(person, _, _)| person.clone())
     }
 
-    fn remember(&mut self, institution: &str, reference: String, person: &str, at_ms: i64) {
+    fn remember(
+        &mut self,
+        institution: &str,
+        reference: String,
+        person: &str,
+        at_ms: i64,
+        stay: bool,
+    ) {
         self.refs.insert(
             (institution.to_owned(), reference),
-            (person.to_owned(), at_ms),
+            (person.to_owned(), at_ms, stay),
         );
     }
 
     /// Adds an admission.
     pub fn admit(&mut self, a: &Admission) {
         if let Some(mdtrt_id) = &a.mdtrt_id {
-            self.remember(&a.institution, format!("v:{mdtrt_id}"), &a.person, a.at_ms);
+            self.remember(
+                &a.institution,
+                format!("v:{mdtrt_id}"),
+                &a.person,
+                a.at_ms,
+                true,
+            );
         }
-        self.remember(&a.institution, format!("m:{}", a.msgid), &a.person, a.at_ms);
+        self.remember(
+            &a.institution,
+            format!("m:{}", a.msgid),
+            &a.person,
+            a.at_ms,
+            true,
+        );
         self.persons
             .entry(a.person.clone())
             .or_default()
@@ -148,9 +174,21 @@ impl Windows {
     /// Adds a settlement (and, with `count`, counts it in its institution's day).
     pub fn settle(&mut self, s: &Settlement, count: bool) {
         if let Some(setl_id) = &s.setl_id {
-            self.remember(&s.institution, format!("s:{setl_id}"), &s.person, s.at_ms);
+            self.remember(
+                &s.institution,
+                format!("s:{setl_id}"),
+                &s.person,
+                s.at_ms,
+                false,
+            );
         }
-        self.remember(&s.institution, format!("m:{}", s.msgid), &s.person, s.at_ms);
+        self.remember(
+            &s.institution,
+            format!("m:{}", s.msgid),
+            &s.person,
+            s.at_ms,
+            false,
+        );
         if let Some(invono) = &s.invono {
             self.invoices.insert(
                 (s.institution.clone(), invono.clone()),
@@ -312,11 +350,12 @@ impl Windows {
     /// Drops everything older than its window at `now_ms`.
     pub fn prune(&mut self, now_ms: i64) {
         let horizon = now_ms - self.keep_ms;
+        let settled_horizon = now_ms - self.settle_ms;
         self.persons.retain(|_, window| {
             while window
                 .settlements
                 .front()
-                .is_some_and(|s| s.at_ms < horizon)
+                .is_some_and(|s| s.at_ms < settled_horizon)
             {
                 window.settlements.pop_front();
             }
@@ -325,9 +364,10 @@ impl Windows {
             });
             !window.settlements.is_empty() || !window.stays.is_empty()
         });
-        self.refs.retain(|_, (_, at)| *at >= horizon);
+        self.refs
+            .retain(|_, (_, at, stay)| *at >= if *stay { horizon } else { settled_horizon });
         self.invoices
-            .retain(|_, invoice| invoice.settlement.at_ms >= horizon);
+            .retain(|_, invoice| invoice.settlement.at_ms >= settled_horizon);
         self.bills.retain(|_, (_, at)| *at + BILL_MS >= now_ms);
         let first_day = day_number(now_ms) - self.keep_days;
         self.days.retain(|_, days| {
