@@ -208,11 +208,8 @@ async fn reconcile_day(
     let mut statements = Vec::new();
     for platform in &sandbox.platforms {
         let rows = crate::sandbox::statement_rows(&sandbox, platform.admdvs, day)?;
-        let mut csv = contracts::statement::Writer::new(Vec::new())?;
-        for row in &rows {
-            csv.write(row)?;
-        }
-        let csv = csv.finish()?;
+        let mut csv = Vec::new();
+        crate::export::write_rows(&rows, crate::export::Format::Csv, &mut csv)?;
         let body = String::from_utf8(csv.clone())?;
         ledger
             .put_statement(ledger::StoredStatement {

@@ -70,12 +70,8 @@ pub fn write_statement(
         .map_err(|e| anyhow::anyhow!("--date {:?}: not a date: {e}", args.date))?;
     let rows = statement_rows(config, admdvs, date)?;
     let write = || -> anyhow::Result<()> {
-        let file = std::fs::File::create(args.out)?;
-        let mut writer = contracts::statement::Writer::new(std::io::BufWriter::new(file))?;
-        for row in &rows {
-            writer.write(row)?;
-        }
-        let out = writer.finish()?;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(args.out)?);
+        crate::export::write_rows(&rows, crate::export::Format::Csv, &mut out)?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         Ok(())
     };
