@@ -48,6 +48,11 @@ impl Date {
         self.0
     }
 
+    /// The day after.
+    pub fn next(self) -> Option<Date> {
+        self.0.succ_opt().map(Date)
+    }
+
     /// Parses `yyyy-MM-dd`; also `yyyy-MM-dd HH:mm:ss` at midnight, which one platform sends for `brdy`.
     pub fn parse(text: &str) -> Result<Date, TimeError> {
         const EXPECTED: TimeError = TimeError {

@@ -30,6 +30,14 @@
 //! * Pending, unknown and refused entries, and every other transaction, give
 //!   no row.
 //!
+//! # Late rows
+//!
+//! A row whose day an officer had already closed when the row came to be (its
+//! answer arrived, or its outcome was resolved, after the closing) is **late**:
+//! the closed day keeps what it was signed off with, and the row goes to the
+//! first day after its own that was still open when it came — with its own
+//! `setl_time`, as an adjustment of that day (`contracts/statement.md`).
+//!
 //! Rows are ordered by `setl_time`, then `msgid`.
 
 use crate::config::Config;
@@ -158,12 +166,71 @@ fn negative(amount: Option<Money>) -> Option<Money> {
     amount.map(|m| if m.fen() > 0 { m.negated() } else { m })
 }
 
-/// The statement rows of the clearing `day` (Asia/Shanghai), from the journal.
+/// When the row an entry gives came to be as it is: when its answer came, or,
+/// for an outcome learned only by resolving the call, the resolution.
+fn arrival_ms(entry: &Entry, answered: bool) -> i64 {
+    let at = if answered {
+        entry.finished_at_ms
+    } else {
+        entry.resolved_at_ms
+    };
+    at.or(entry.finished_at_ms)
+        .or(entry.resolved_at_ms)
+        .unwrap_or(entry.received_at_ms)
+}
+
+/// Which clearing day a row belongs to: its own (the day of `at_ms`), unless
+/// that day was closed before the row came to be (`arrival_ms`); then the
+/// first later day still open at its arrival. `closed` maps days to when
+/// they were closed.
+pub fn row_day(at_ms: i64, arrival_ms: i64, closed: &HashMap<Date, i64>) -> Option<Date> {
+    let own = DateTime::from_unix_millis(at_ms)?.date();
+    let closed_before = |day: &Date| closed.get(day).is_some_and(|&at| at < arrival_ms);
+    if !closed_before(&own) {
+        return Some(own);
+    }
+    let arrived = DateTime::from_unix_millis(arrival_ms)?.date();
+    let mut day = own.next()?.max(arrived);
+    while closed_before(&day) {
+        day = day.next()?;
+    }
+    Some(day)
+}
+
+/// The days closed from `from` on, with when (see [`row_day`]).
+pub async fn closed_days(ledger: &Ledger, from: Date) -> Result<HashMap<Date, i64>, LedgerError> {
+    Ok(ledger
+        .closed_since(&from.to_string())
+        .await?
+        .into_iter()
+        .filter_map(|(day, at)| Date::parse(&day).ok().map(|d| (d, at)))
+        .collect())
+}
+
+/// The statement rows of the clearing `day` (Asia/Shanghai), from the journal:
+/// the rows of the day, and the late rows of closed days that came during it.
 /// See the module documentation for the mapping.
 pub async fn day_rows(ledger: &Ledger, day: Date) -> Result<Vec<Row>, LedgerError> {
+    rows_of(ledger, day, None).await
+}
+
+/// [`day_rows`] as they are when `day` is closed at `closing_at_ms`: without
+/// the rows that will be late from then on.
+pub async fn closing_rows(
+    ledger: &Ledger,
+    day: Date,
+    closing_at_ms: i64,
+) -> Result<Vec<Row>, LedgerError> {
+    rows_of(ledger, day, Some(closing_at_ms)).await
+}
+
+async fn rows_of(
+    ledger: &Ledger,
+    day: Date,
+    closing_at_ms: Option<i64>,
+) -> Result<Vec<Row>, LedgerError> {
     let (from, to) = day_bounds(day)
         .ok_or_else(|| LedgerError::Invalid(format!("{day}: no such clearing day")))?;
-    let in_day = |ms: i64| (from..to).contains(&ms);
     let entries = ledger.touching(from - REVERSAL_LOOKBACK_MS, to).await?;
 
     // The hospitals' accepted 2601s, by (caller, msgid reversed): the last one wins.
@@ -181,6 +248,19 @@ pub async fn day_rows(ledger: &Ledger, day: Date) -> Result<Vec<Row>, LedgerErro
         }
     }
 
+    // The days closed since the earliest a row of these entries can be on.
+    let earliest = entries
+        .iter()
+        .map(|e| e.received_at_ms.min(e.setl_time_ms.unwrap_or(i64::MAX)))
+        .min()
+        .and_then(DateTime::from_unix_millis)
+        .map_or(day, DateTime::date);
+    let mut closed = closed_days(ledger, earliest.min(day)).await?;
+    if let Some(at) = closing_at_ms {
+        closed.entry(day).or_insert(at);
+    }
+    let here = |at_ms: i64, arrival_ms: i64| row_day(at_ms, arrival_ms, &closed) == Some(day);
+
     let mut rows = Vec::new();
     for entry in &entries {
         match (kind(&entry.infno), entry.state) {
@@ -193,11 +273,11 @@ pub async fn day_rows(ledger: &Ledger, day: Date) -> Result<Vec<Row>, LedgerErro
                 } else {
                     entry.received_at_ms
                 };
-                if in_day(settled_at) {
+                if here(settled_at, arrival_ms(entry, answered)) {
                     rows.push(row(entry, RowState::Settled, settled_at)?);
                 }
                 if let (State::Reversed, Some(resolved_at)) = (entry.state, entry.resolved_at_ms) {
-                    if in_day(resolved_at) {
+                    if here(resolved_at, resolved_at) {
                         let mut reversed = row(entry, RowState::Reversed, resolved_at)?;
                         reversed.msgid = reversals
                             .get(&(entry.key.caller.as_str(), entry.key.msgid.as_str()))
@@ -213,7 +293,7 @@ pub async fn day_rows(ledger: &Ledger, day: Date) -> Result<Vec<Row>, LedgerErro
             }
             (Kind::Cancel, State::Done | State::Confirmed) => {
                 let at = effect_ms(entry);
-                if in_day(at) {
+                if here(at, arrival_ms(entry, true)) {
                     rows.push(cancel_row(ledger, entry, at).await?);
                 }
             }
@@ -752,6 +832,122 @@ mod tests {
         // Settled plus reversed is zero, to the fen.
         let sum = Money::sum(day.iter().chain(&next).map(|r| r.fund_pay_sumamt.unwrap())).unwrap();
         assert_eq!(sum, Money::ZERO);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_row_that_comes_after_its_day_was_closed_goes_to_the_next_open_day() {
+        let db = TempLedger::new("late").await;
+        let ledger = &db.ledger;
+        let (d26, d27, d28) = (
+            Date::from_ymd(2026, 11, 26).unwrap(),
+            Date::from_ymd(2026, 11, 27).unwrap(),
+            Date::from_ymd(2026, 11, 28).unwrap(),
+        );
+        // Settled on the 26th before its close (at 02:00 on the 27th).
+        settle(
+            ledger,
+            "M-on-time",
+            "S1",
+            at(26, 10, 0, 0),
+            at(26, 10, 0, 1),
+        )
+        .await;
+        // Answered with a setl_time on the 26th, but only at 03:00 on the 27th.
+        let late = new_entry("M-late", "2207", at(26, 23, 59, 50));
+        ledger.begin(late.clone()).await.unwrap();
+        ledger
+            .finish(
+                &late.key,
+                answer(
+                    State::Done,
+                    Some("S2"),
+                    Some(at(26, 23, 59, 55)),
+                    at(27, 3, 0, 0),
+                ),
+            )
+            .await
+            .unwrap();
+        // An outcome unknown at the close, resolved confirmed on the 28th.
+        let unknown = new_entry("M-unknown", "2207", at(26, 12, 0, 0));
+        ledger.begin(unknown.clone()).await.unwrap();
+        let mut lost = answer(State::Unknown, None, None, at(26, 12, 0, 30));
+        lost.reply_status = 504;
+        ledger.finish(&unknown.key, lost).await.unwrap();
+        ledger
+            .resolve(&unknown.key, State::Confirmed, at(28, 9, 0, 0))
+            .await
+            .unwrap();
+        let msgids =
+            |rows: Vec<Row>| -> Vec<String> { rows.into_iter().filter_map(|r| r.msgid).collect() };
+        // Before any close, every row is on its own day.
+        assert_eq!(
+            msgids(day_rows(ledger, d26).await.unwrap()),
+            ["M-on-time", "M-unknown", "M-late"]
+        );
+        // Closing the 26th at 02:00 on the 27th, as the close reads it.
+        let closing = at(27, 2, 0, 0);
+        assert_eq!(
+            msgids(closing_rows(ledger, d26, closing).await.unwrap()),
+            ["M-on-time"]
+        );
+        ledger
+            .close_day(ledger::ClosedDay {
+                day: d26.to_string(),
+                closed_by: "O0001".into(),
+                closed_at_ms: closing,
+                digest: "ab".repeat(32),
+                report: "{}".into(),
+            })
+            .await
+            .unwrap();
+        // The closed day keeps what it was closed with; each late row goes
+        // to the day it came on, with its own setl_time.
+        assert_eq!(msgids(day_rows(ledger, d26).await.unwrap()), ["M-on-time"]);
+        let d27_rows = day_rows(ledger, d27).await.unwrap();
+        assert_eq!(d27_rows.len(), 1);
+        assert_eq!(d27_rows[0].msgid.as_deref(), Some("M-late"));
+        assert_eq!(d27_rows[0].setl_time.to_string(), "2026-11-26 23:59:55");
+        assert_eq!(msgids(day_rows(ledger, d28).await.unwrap()), ["M-unknown"]);
+    }
+
+    #[test]
+    fn a_late_row_skips_days_closed_before_it_came() {
+        let (d26, d27, d28) = (
+            Date::from_ymd(2026, 11, 26).unwrap(),
+            Date::from_ymd(2026, 11, 27).unwrap(),
+            Date::from_ymd(2026, 11, 28).unwrap(),
+        );
+        let mut closed = HashMap::new();
+        assert_eq!(
+            row_day(at(26, 9, 0, 0), at(28, 1, 0, 0), &closed),
+            Some(d26)
+        );
+        closed.insert(d26, at(27, 2, 0, 0));
+        // Came before the close: its own day.
+        assert_eq!(
+            row_day(at(26, 9, 0, 0), at(27, 1, 0, 0), &closed),
+            Some(d26)
+        );
+        // Came after: the day it came on, or the next open one.
+        assert_eq!(
+            row_day(at(26, 9, 0, 0), at(27, 3, 0, 0), &closed),
+            Some(d27)
+        );
+        assert_eq!(
+            row_day(at(26, 9, 0, 0), at(28, 1, 0, 0), &closed),
+            Some(d28)
+        );
+        // The 27th closed early, at 23:00 that day: a row of the 26th coming
+        // at 23:30 on the 27th goes to the 28th.
+        closed.insert(d27, at(27, 23, 0, 0));
+        assert_eq!(
+            row_day(at(26, 9, 0, 0), at(27, 23, 30, 0), &closed),
+            Some(d28)
+        );
+        assert_eq!(
+            row_day(at(26, 9, 0, 0), at(27, 22, 0, 0), &closed),
+            Some(d27)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,10 @@
 //!   insurance type, clearing type or regions;
 //! - `duplicate`: the same key twice on one side.
 //!
+//! Late rows of days already closed (see `contracts/statement.md`) come with
+//! a later day's sources and are adjustments of that day; one without a
+//! partner there is looked up on its own day's other side ([`Earlier`]).
+//!
 //! A call whose outcome the gateway never learned (its answer was lost) has
 //! no amounts in the gateway's rows: it matches the region's rows without
 //! comparing amounts, and when the gateway reversed it and the region has no
@@ -33,9 +37,9 @@
 use crate::route::Routes;
 use contracts::money::Money;
 use contracts::statement::{Reader, Row, RowRef, StatementError};
-use contracts::{Admdvs, Date};
+use contracts::{Admdvs, Date, DateTime};
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, Seek, SeekFrom};
 
@@ -187,6 +191,8 @@ pub struct Discrepancy {
     pub statement: Option<Row>,
     /// The fields that differ (amount_differs, state_differs, field_differs).
     pub fields: Vec<FieldDiff>,
+    /// For a late row: the closed day it is of (see [`Earlier`]).
+    pub late_of: Option<Date>,
 }
 
 impl Discrepancy {
@@ -197,6 +203,16 @@ impl Discrepancy {
 
     /// A one-line explanation for officers.
     pub fn detail(&self) -> String {
+        let detail = self.what();
+        match self.late_of {
+            Some(day) => {
+                format!("{detail} (a late row of the closed day {day}, carried to this day)")
+            }
+            None => detail,
+        }
+    }
+
+    fn what(&self) -> String {
         match self.class {
             Class::OnlyInGateway => {
                 "journalled by the gateway, missing from the region's statement".into()
@@ -357,6 +373,10 @@ pub struct Outcome {
     pub counts: BTreeMap<Class, u64>,
     /// What each insured region owes each treatment region (by index into the regions).
     pub owed: BTreeMap<(usize, usize), Owed>,
+    /// Late rows of closed days read on either side (see [`Earlier`]).
+    pub late_rows: u64,
+    /// Late rows that found their partner on their own closed day.
+    pub late_matched: u64,
 }
 
 impl Outcome {
@@ -365,7 +385,11 @@ impl Outcome {
         self.counts.values().all(|&n| n == 0) && self.totals.values().all(|(g, r)| g.agrees(r))
     }
 
-    fn note(&mut self, discrepancy: Discrepancy) {
+    fn note(&mut self, mut discrepancy: Discrepancy) {
+        let date = discrepancy.row().map(|r| r.setl_time.date());
+        if date.is_some() && date != self.day {
+            discrepancy.late_of = date;
+        }
         *self.counts.entry(discrepancy.class).or_default() += 1;
         if self.discrepancies.len() < MAX_LISTED {
             self.discrepancies.push(discrepancy);
@@ -575,6 +599,51 @@ fn class_of(fields: &[FieldDiff]) -> Class {
     }
 }
 
+/// Earlier days an officer closed. A row of one of them that came after the
+/// closing (a **late** row: the gateway's, when an answer or a resolution came
+/// late; a region's, sent with a later day's statement) is an adjustment of
+/// the day reconciled: it is accepted in this day's sources and matched here;
+/// one that finds no partner among this day's rows is looked up on its own
+/// day's other side — a settlement the closed day reported on one side only
+/// is then settled here.
+pub struct Earlier<'a> {
+    /// The closed days before the one reconciled.
+    pub closed: BTreeSet<Date>,
+    /// A closed day's other side, in statement form: the gateway's rows
+    /// ([`Side::Gateway`]) or the region's statement ([`Side::Region`]);
+    /// `None` when there is none.
+    pub lookup: Lookup<'a>,
+}
+
+/// How [`Earlier`] finds a closed day's side: (day, side wanted, region).
+pub type Lookup<'a> =
+    Box<dyn FnMut(Date, Side, Admdvs) -> std::io::Result<Option<Vec<u8>>> + Send + 'a>;
+
+impl Earlier<'_> {
+    /// No closed day: every row must be of the day reconciled.
+    pub fn none() -> Earlier<'static> {
+        Earlier {
+            closed: BTreeSet::new(),
+            lookup: Box::new(|_, _, _| Ok(None)),
+        }
+    }
+}
+
+/// Why a row at `setl_time` may not be in the sources of `day`, if it may
+/// not: only rows of the day and late rows of an earlier `closed` day may.
+pub fn misplaced(day: Date, setl_time: DateTime, closed: &BTreeSet<Date>) -> Option<String> {
+    let date = setl_time.date();
+    if date == day || (date < day && closed.contains(&date)) {
+        return None;
+    }
+    let why = format!("setl_time {setl_time} is not on the clearing day {day}");
+    Some(if date < day {
+        format!("{why}; {date} is still open: its rows go with its own statement")
+    } else {
+        why
+    })
+}
+
 /// The gateway's rows: read once, read back by offset for comparisons.
 pub trait GatewaySource: BufRead + Seek + Send {}
 impl<T: BufRead + Seek + Send> GatewaySource for T {}
@@ -611,6 +680,8 @@ struct Parsed {
 /// A chunk parsed: its rows' contributions and the sums over them.
 struct Batch {
     bytes: Vec<u8>,
+    /// Rows of an earlier (closed) day.
+    late: u64,
     parsed: Vec<Parsed>,
     totals: Totals,
     owed: BTreeMap<(usize, usize), Owed>,
@@ -704,7 +775,7 @@ fn read_chunks<R: BufRead>(
 fn parse_chunk(
     chunk: Chunk,
     layout: &contracts::statement::Layout,
-    day: Date,
+    (day, earlier): (Date, &BTreeSet<Date>),
     regions: &Regions,
     role: Role,
 ) -> Result<Batch, StatementError> {
@@ -713,6 +784,7 @@ fn parse_chunk(
         totals: Totals::default(),
         owed: BTreeMap::new(),
         bytes: Vec::new(),
+        late: 0,
     };
     let mut spans = Vec::with_capacity(24);
     let mut unquoted = String::new();
@@ -732,14 +804,11 @@ fn parse_chunk(
                 field: Some(field),
                 message,
             };
+            if let Some(why) = misplaced(day, row.setl_time, earlier) {
+                return Err(fail("setl_time", why));
+            }
             if row.setl_time.date() != day {
-                return Err(fail(
-                    "setl_time",
-                    format!(
-                        "setl_time {} is not on the clearing day {day}",
-                        row.setl_time
-                    ),
-                ));
+                batch.late += 1;
             }
             let region = match (regions.of(row.insuplc_admdvs), role) {
                 (None, _) => {
@@ -797,7 +866,7 @@ fn parse_chunk(
 fn stream<R: BufRead + Send>(
     source: &mut R,
     name: &str,
-    day: Date,
+    day: (Date, &BTreeSet<Date>),
     regions: &Regions,
     role: Role,
     mut consume: impl FnMut(&contracts::statement::Layout, Batch) -> Result<(), ReconcileError>,
@@ -877,6 +946,7 @@ fn stream<R: BufRead + Send>(
 pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
     day: Date,
     regions: &Regions,
+    mut earlier: Earlier<'_>,
     mut gateway: G,
     statements: Vec<(Admdvs, S)>,
 ) -> Result<Outcome, ReconcileError> {
@@ -897,14 +967,16 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
     let start = gateway.stream_position().map_err(io("gateway"))?;
     let mut index: HashMap<u64, Slot, Keyed> = HashMap::default();
     let mut duplicates: Vec<(u64, usize)> = Vec::new();
+    let mut strays = Strays::default();
     stream(
         &mut gateway,
         "gateway",
-        day,
+        (day, &earlier.closed),
         regions,
         Role::Gateway,
         |_, batch| {
             totals.merge(batch.totals);
+            outcome.late_rows += batch.late;
             merge_owed(&mut outcome.owed, batch.owed)?;
             for p in batch.parsed {
                 outcome.gateway_rows += 1;
@@ -935,6 +1007,7 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
             gateway: Some(row),
             statement: None,
             fields: Vec::new(),
+            late_of: None,
         });
     }
 
@@ -959,11 +1032,12 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
         stream(
             &mut input,
             &name,
-            day,
+            (day, &earlier.closed),
             regions,
             Role::Statement(own),
             |layout, batch| {
                 totals.merge(batch.totals);
+                outcome.late_rows += batch.late;
                 for p in &batch.parsed {
                     rows += 1;
                     // The owned row, parsed again from its line: only for the few rows reported.
@@ -992,6 +1066,7 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
                             gateway: None,
                             statement: Some(owned()?),
                             fields: Vec::new(),
+                            late_of: None,
                         }),
                         Some(slot) => {
                             slot.flags |= REGION_SEEN | MATCHED;
@@ -1023,8 +1098,14 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
                             gateway: None,
                             statement: Some(owned()?),
                             fields: Vec::new(),
+                            late_of: None,
                         }),
                         None => {
+                            let row = owned()?;
+                            if row.setl_time.date() != day {
+                                strays.add(Side::Region, code, row);
+                                continue;
+                            }
                             let class = if p.undo {
                                 Class::StateDiffers
                             } else {
@@ -1035,8 +1116,9 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
                                 region: code,
                                 side: None,
                                 gateway: None,
-                                statement: Some(owned()?),
+                                statement: Some(row),
                                 fields: Vec::new(),
+                                late_of: None,
                             });
                         }
                     }
@@ -1080,6 +1162,11 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
                 continue;
             }
         }
+        let code = regions.list[usize::from(region)].0;
+        if row.setl_time.date() != day {
+            strays.add(Side::Gateway, code, row);
+            continue;
+        }
         let class = if undo {
             Class::StateDiffers
         } else {
@@ -1087,18 +1174,153 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
         };
         outcome.note(Discrepancy {
             class,
-            region: regions.list[usize::from(region)].0,
+            region: code,
             side: None,
             gateway: Some(row),
             statement: None,
             fields: Vec::new(),
+            late_of: None,
         });
     }
+    strays.resolve(&mut outcome, &mut totals, &mut earlier)?;
     outcome.totals = totals.into_map();
     outcome
         .discrepancies
         .sort_by_cached_key(|d| (d.region, d.class, sort_key(d)));
     Ok(outcome)
+}
+
+/// Late rows that found no partner among the day's rows, by their own day,
+/// region and side.
+#[derive(Default)]
+struct Strays(BTreeMap<(Date, Admdvs, Side), Vec<Row>>);
+
+impl Strays {
+    fn add(&mut self, side: Side, region: Admdvs, row: Row) {
+        self.0
+            .entry((row.setl_time.date(), region, side))
+            .or_default()
+            .push(row);
+    }
+
+    /// Looks each stray up on its own day's other side: found, the two are
+    /// compared here and the partner counts in this day's totals beside it
+    /// (not for clearing: its money was cleared with its own day); not
+    /// found, it is reported as a row on one side only.
+    fn resolve(
+        self,
+        outcome: &mut Outcome,
+        totals: &mut Totals,
+        earlier: &mut Earlier<'_>,
+    ) -> Result<(), ReconcileError> {
+        for ((date, code, side), rows) in self.0 {
+            let other = match side {
+                Side::Gateway => Side::Region,
+                Side::Region => Side::Gateway,
+            };
+            let name = match other {
+                Side::Gateway => format!("gateway {date}"),
+                Side::Region => format!("{code} {date}"),
+            };
+            let source =
+                (earlier.lookup)(date, other, code).map_err(|error| ReconcileError::Io {
+                    source_name: name.clone(),
+                    error,
+                })?;
+            let wanted: HashSet<(u64, u32)> = rows
+                .iter()
+                .map(|r| key(&r.as_ref(), r.state.is_undo()))
+                .collect();
+            let mut partners: HashMap<(u64, u32), Row> = HashMap::new();
+            if let Some(bytes) = source {
+                let malformed = |error| ReconcileError::Malformed {
+                    source_name: name.clone(),
+                    error,
+                };
+                let mut reader = Reader::new(&bytes[..]).map_err(malformed)?;
+                while let Some(row) = reader.next_row().map_err(malformed)? {
+                    let k = key(&row.as_ref(), row.state.is_undo());
+                    if wanted.contains(&k) {
+                        partners.entry(k).or_insert(row);
+                    }
+                }
+            }
+            for row in rows {
+                let k = key(&row.as_ref(), row.state.is_undo());
+                let Some(partner) = partners.remove(&k) else {
+                    let class = match (row.state.is_undo(), side) {
+                        (true, _) => Class::StateDiffers,
+                        (false, Side::Gateway) => Class::OnlyInGateway,
+                        (false, Side::Region) => Class::OnlyInRegion,
+                    };
+                    let (gateway, statement) = match side {
+                        Side::Gateway => (Some(row), None),
+                        Side::Region => (None, Some(row)),
+                    };
+                    outcome.note(Discrepancy {
+                        class,
+                        region: code,
+                        side: None,
+                        gateway,
+                        statement,
+                        fields: Vec::new(),
+                        late_of: None,
+                    });
+                    continue;
+                };
+                let (gateway, statement) = match side {
+                    Side::Gateway => (row, partner),
+                    Side::Region => (partner, row),
+                };
+                let unknown = gateway.medfee_sumamt.is_none() && gateway.fund_pay_sumamt.is_none();
+                match (side, unknown) {
+                    // An outcome the gateway never learned, matched: its
+                    // totals are taken as the region states them.
+                    (Side::Gateway, true) => {
+                        totals.get(code, &gateway.as_ref()).0.forget_unknown();
+                        totals
+                            .get(code, &statement.as_ref())
+                            .0
+                            .add(&statement.as_ref())?;
+                    }
+                    (Side::Gateway, false) => {}
+                    (Side::Region, true) => {
+                        totals
+                            .get(code, &statement.as_ref())
+                            .0
+                            .add(&statement.as_ref())?;
+                    }
+                    (Side::Region, false) => {
+                        totals
+                            .get(code, &gateway.as_ref())
+                            .0
+                            .add(&gateway.as_ref())?;
+                    }
+                }
+                if side == Side::Gateway {
+                    totals
+                        .get(code, &statement.as_ref())
+                        .1
+                        .add(&statement.as_ref())?;
+                }
+                let fields = differences(&gateway, &statement);
+                if fields.is_empty() {
+                    outcome.late_matched += 1;
+                    continue;
+                }
+                outcome.note(Discrepancy {
+                    class: class_of(&fields),
+                    region: code,
+                    side: None,
+                    gateway: Some(gateway),
+                    statement: Some(statement),
+                    fields,
+                    late_of: None,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 fn merge_owed(
@@ -1223,6 +1445,7 @@ fn compare_deferred<G: GatewaySource>(
             gateway: Some(gateway),
             statement: Some(statement),
             fields,
+            late_of: None,
         });
     }
     Ok(())
@@ -1279,7 +1502,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use contracts::statement::{RowState, Writer};
-    use contracts::DateTime;
     use std::io::Cursor;
 
     fn regions() -> Regions {
@@ -1356,6 +1578,7 @@ mod tests {
         reconcile(
             day(),
             &regions(),
+            Earlier::none(),
             Cursor::new(csv(gateway)),
             statements
                 .iter()
@@ -1371,6 +1594,121 @@ mod tests {
             .iter()
             .map(|d| (d.class, d.row().and_then(|r| r.msgid.clone())))
             .collect()
+    }
+
+    /// A row of the closed day before [`day`] (the 25th).
+    fn of_the_25th(mut row: Row) -> Row {
+        let time = row
+            .setl_time
+            .to_string()
+            .replace("2026-11-26", "2026-11-25");
+        row.setl_time = DateTime::parse(&time).unwrap();
+        row
+    }
+
+    #[test]
+    fn late_rows_of_a_closed_day_are_adjustments_matched_here_or_on_their_own_day() {
+        let yesterday = Date::parse("2026-11-25").unwrap();
+        // On the 25th (closed): the gateway had L1 and the region lacked it;
+        // the region had L2, which the gateway only learned after the close.
+        let l1 = of_the_25th(settled(1, "130100", 10_000));
+        let l2 = of_the_25th(settled(2, "130100", 20_000));
+        // L3: late on both sides, matched among the 26th's rows. L4: late in
+        // the region only, and nowhere in the gateway. L5: late in the
+        // gateway, with a different amount on the 25th's statement.
+        let l3 = of_the_25th(settled(3, "130100", 30_000));
+        let l4 = of_the_25th(settled(4, "130100", 40_000));
+        let l5 = of_the_25th(settled(5, "130100", 50_000));
+        let mut l5_region = l5.clone();
+        l5_region.medfee_sumamt = Money::from_fen(50_100);
+        let today = settled(6, "130100", 6_000);
+        let gateway_25th = csv(std::slice::from_ref(&l1));
+        let region_25th = csv(&[l2.clone(), l5_region.clone()]);
+        let mut asked = Vec::new();
+        let earlier = Earlier {
+            closed: [yesterday].into_iter().collect(),
+            lookup: Box::new(|date, side, region| {
+                asked.push((date, side, region));
+                Ok(match side {
+                    Side::Gateway => Some(gateway_25th.clone()),
+                    Side::Region => Some(region_25th.clone()),
+                })
+            }),
+        };
+        let outcome = reconcile(
+            day(),
+            &regions(),
+            earlier,
+            Cursor::new(csv(&[l2.clone(), l3.clone(), l5.clone(), today.clone()])),
+            vec![(
+                Admdvs::parse("130000").unwrap(),
+                Cursor::new(csv(&[l1, l3, l4, today])),
+            )],
+        )
+        .unwrap();
+        // Read: L2, L3, L5 on the gateway's side, L1, L3, L4 on the region's.
+        assert_eq!(outcome.late_rows, 6);
+        // L1 and L2 found their partners on the 25th; L3 matched here.
+        assert_eq!(outcome.late_matched, 2);
+        let found: Vec<_> = outcome
+            .discrepancies
+            .iter()
+            .map(|d| (d.class, d.row().and_then(|r| r.msgid.clone()), d.late_of))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (Class::OnlyInRegion, Some("M4".into()), Some(yesterday)),
+                (Class::AmountDiffers, Some("M5".into()), Some(yesterday)),
+            ]
+        );
+        assert!(outcome.discrepancies[0]
+            .detail()
+            .contains("late row of the closed day 2026-11-25"));
+        assert_eq!(
+            outcome.discrepancies[1].fields[0].difference,
+            Money::from_fen(100)
+        );
+        // Totals count each late row beside its partner: both sides hold
+        // L1, L2, L3, L5 (the region's L5 at its own amount), L4 the region only, and today's.
+        let (g, r) = outcome.totals.values().next().unwrap();
+        assert_eq!(g.count, 5);
+        assert_eq!(r.count, 6);
+        let fen = |m: Money| m.fen();
+        assert_eq!(
+            fen(g.medfee_sumamt),
+            10_000 + 20_000 + 30_000 + 50_000 + 6_000
+        );
+        assert_eq!(
+            fen(r.medfee_sumamt),
+            10_000 + 20_000 + 30_000 + 40_000 + 50_100 + 6_000
+        );
+        // Clearing takes only what the gateway carries this day (L2, L3, L5
+        // and today's): L1 was cleared with the 25th.
+        assert_eq!(
+            outcome.owed[&(2, 0)].total(),
+            Money::from_fen((20_000 + 30_000 + 50_000 + 6_000) * 7 / 10)
+        );
+    }
+
+    #[test]
+    fn a_row_of_an_open_earlier_day_is_refused() {
+        let late = of_the_25th(settled(1, "130100", 10_000));
+        let error = reconcile(
+            day(),
+            &regions(),
+            Earlier::none(),
+            Cursor::new(csv(&[])),
+            vec![(Admdvs::parse("130000").unwrap(), Cursor::new(csv(&[late])))],
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().ends_with(
+                "setl_time 2026-11-25 09:01:00 is not on the clearing day 2026-11-26; \
+                 2026-11-25 is still open: its rows go with its own statement"
+            ),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1521,6 +1859,7 @@ mod tests {
         let error = reconcile(
             day(),
             &regions(),
+            Earlier::none(),
             Cursor::new(csv(std::slice::from_ref(&a))),
             vec![(
                 Admdvs::parse("130000").unwrap(),
@@ -1535,6 +1874,7 @@ mod tests {
         let error = reconcile(
             day(),
             &regions(),
+            Earlier::none(),
             Cursor::new(csv(std::slice::from_ref(&a))),
             vec![(Admdvs::parse("120000").unwrap(), Cursor::new(csv(&[a])))],
         )
@@ -1576,6 +1916,7 @@ mod tests {
         let error = reconcile(
             day(),
             &regions(),
+            Earlier::none(),
             Cursor::new(csv(&rows)),
             vec![(
                 Admdvs::parse("130000").unwrap(),

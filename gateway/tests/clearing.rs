@@ -480,16 +480,13 @@ async fn a_day_is_reconciled_cleared_disputed_and_closed() {
         )
         .await;
     assert_eq!(answer.status, 409);
-    // A settlement after the close does not change the closed report.
-    settle(
+    // A settlement after the close does not change the closed report: it is
+    // late, an adjustment of the next open day. (Beijing's patient in Tianjin.)
+    let late_msgid = format!("{TIANJIN_HOSPITAL}{stamp}09");
+    let late = settle(
         &world,
-        BEIJING_HOSPITAL,
-        settlement(
-            BEIJING_HOSPITAL,
-            "110000",
-            "120000",
-            &format!("{BEIJING_HOSPITAL}{stamp}09"),
-        ),
+        TIANJIN_HOSPITAL,
+        settlement(TIANJIN_HOSPITAL, "120000", "110105", &late_msgid),
     )
     .await;
     let report = officer.get(&report_url).await.json();
@@ -502,4 +499,54 @@ async fn a_day_is_reconciled_cleared_disputed_and_closed() {
     assert_eq!(&answer.body[..4], b"PK\x03\x04");
     let answer = officer.get(&format!("{report_url}?format=csv")).await;
     assert!(String::from_utf8(answer.body).unwrap().contains("差异明细"));
+
+    // The next day carries the late settlement on the gateway's side ...
+    let next = contracts::Date::parse(&day).unwrap().next().unwrap();
+    let next_url = world.url(&format!("/v1/clearing/{next}"));
+    let report = officer.get(&next_url).await.json();
+    assert_eq!(report["status"], "open");
+    assert_eq!(report["sources"]["gateway_rows"], 1);
+    assert_eq!(report["sources"]["late_rows"], 1);
+    // ... and Beijing's platform sends its late row (setl_time on the closed
+    // day) with the next day's statement: accepted, and matched there.
+    let beijing_today = std::fs::read_to_string(sandbox_statement(&world, "110000")).unwrap();
+    let late_rows: String = beijing_today
+        .lines()
+        .enumerate()
+        .filter(|(n, line)| *n == 0 || line.contains(&late_msgid))
+        .map(|(_, line)| format!("{line}\n"))
+        .collect();
+    assert_eq!(late_rows.lines().count(), 2, "{beijing_today}");
+    let answer = platform
+        .post(
+            &world.url(&format!("/v1/clearing/{next}/statements/110000")),
+            late_rows.into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let report = officer.get(&next_url).await.json();
+    assert_eq!(report["sources"]["late_rows"], 2);
+    // (Tianjin and Hebei send nothing that day, so the day is not all matched.)
+    assert_eq!(report["discrepancies"], serde_json::json!([]), "{report:#}");
+    let totals = report["totals"].as_array().unwrap();
+    assert_eq!(totals.len(), 1);
+    assert_eq!(totals[0]["gateway"], totals[0]["region"], "{report:#}");
+    // It is cleared with the next day: Beijing owes Tianjin its shares.
+    let owed_late = owed(&world, &late).await;
+    let position = |code: &str| {
+        report["positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["admdvs"] == code)
+            .map(|p| money(&p["net"]))
+            .unwrap()
+    };
+    assert_eq!(position("120000"), owed_late);
+    assert_eq!(position("110000"), sub(Money::ZERO, owed_late));
 }

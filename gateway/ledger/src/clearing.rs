@@ -147,6 +147,18 @@ pub(crate) fn select_day() -> String {
     )
 }
 
+/// The closed days' names and closing times.
+pub(crate) const CLOSURE_COLUMNS: &[(&str, Kind)] =
+    &[("day", Kind::Text), ("closed_at_ms", Kind::Int)];
+
+/// `SELECT day, closed_at_ms FROM clearing_days WHERE day >= $1 ORDER BY day`.
+pub(crate) fn select_closures() -> String {
+    format!(
+        "SELECT {} FROM clearing_days WHERE day >= $1 ORDER BY day",
+        names(CLOSURE_COLUMNS)
+    )
+}
+
 /// `SELECT … FROM clearing_verdicts WHERE day = $1 ORDER BY admdvs, setl_id`.
 pub(crate) fn select_verdicts() -> String {
     format!(
@@ -275,6 +287,11 @@ pub(crate) fn closed_day(values: Vec<Raw>) -> Result<ClosedDay, LedgerError> {
         digest: v.required()?,
         report: v.required()?,
     })
+}
+
+pub(crate) fn closure(values: Vec<Raw>) -> Result<(String, i64), LedgerError> {
+    let mut v = Values::new("clearing_days", values);
+    Ok((v.required()?, v.required_int()?))
 }
 
 pub(crate) fn verdict(values: Vec<Raw>) -> Result<Verdict, LedgerError> {

@@ -671,6 +671,19 @@ impl Ledger {
             .next())
     }
 
+    /// The days closed from `from_day` (`YYYY-MM-DD`) on, oldest first, each
+    /// with when it was closed (Unix milliseconds): what decides whether a
+    /// row of an earlier day is late.
+    pub async fn closed_since(&self, from_day: &str) -> Result<Vec<(String, i64)>, LedgerError> {
+        self.clearing_rows(
+            clearing::select_closures(),
+            from_day,
+            clearing::CLOSURE_COLUMNS,
+            clearing::closure,
+        )
+        .await
+    }
+
     /// Records a platform's verdict on a clearing row (replacing its earlier
     /// one); [`LedgerError::Conflict`] when the row's day is closed.
     pub async fn put_verdict(&self, verdict: Verdict) -> Result<(), LedgerError> {

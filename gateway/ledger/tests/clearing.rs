@@ -145,6 +145,12 @@ async fn a_closed_day_refuses_every_change(url: &str) {
     assert_eq!(ledger.statements(day).await.unwrap().len(), 2);
     assert!(ledger.closed_day(day).await.unwrap().is_some());
     assert!(ledger.closed_day("2026-11-27").await.unwrap().is_none());
+    // The closed days and when, from a day on (what makes a row late).
+    assert_eq!(
+        ledger.closed_since("2026-11-01").await.unwrap(),
+        vec![(day.to_owned(), 1_764_201_600_000)]
+    );
+    assert!(ledger.closed_since("2026-11-27").await.unwrap().is_empty());
 }
 
 async fn checks_refuse_bad_input(url: &str) {

@@ -29,6 +29,7 @@ use http::{Method, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use ledger::{ClosedDay, StoredStatement};
+use std::collections::BTreeSet;
 use std::io::Cursor;
 
 /// The API's path prefix.
@@ -189,14 +190,19 @@ pub async fn handle(
     }
 }
 
-/// The day's live report from the journal and the stored statements.
+/// The day's live report from the journal and the stored statements (with
+/// `closing_at_ms`, as it is when the day is closed then).
 async fn live(
     gateway: &Gateway,
     ledger: &ledger::Ledger,
     day: Date,
+    closing_at_ms: Option<i64>,
 ) -> Result<Report, Response<Full<Bytes>>> {
     let regions = regions_of(&gateway.config);
-    let gateway_csv = crate::clearing::command::gateway_csv(ledger, day)
+    let gateway_csv = crate::clearing::command::gateway_csv(ledger, day, closing_at_ms)
+        .await
+        .map_err(|e| unavailable(gateway, &e))?;
+    let earlier = crate::clearing::command::earlier(ledger, day, tokio::runtime::Handle::current())
         .await
         .map_err(|e| unavailable(gateway, &e))?;
     let statements = ledger
@@ -213,7 +219,7 @@ async fn live(
         .collect();
     // Reconciling reads every row on its own threads: off the runtime's workers.
     let built = tokio::task::spawn_blocking(move || {
-        build(day, &regions, Cursor::new(gateway_csv), sources)
+        build(day, &regions, earlier, Cursor::new(gateway_csv), sources)
     })
     .await
     .unwrap_or_else(|join| Err(anyhow::anyhow!("reconciliation stopped: {join}")));
@@ -258,7 +264,7 @@ async fn report(
     let (json, report) = match stored {
         // A closed day is answered from what was signed off.
         Some(closed) => (Some(closed.report), None),
-        None => match live(gateway, ledger, day).await {
+        None => match live(gateway, ledger, day, None).await {
             Ok(report) => (None, Some(report)),
             Err(response) => return response,
         },
@@ -270,7 +276,7 @@ async fn report(
             report.viewer = Some(viewer);
             respond(200, "application/json", report.to_json())
         }
-        ("csv" | "xlsx", Some(_), _) => match live(gateway, ledger, day).await {
+        ("csv" | "xlsx", Some(_), _) => match live(gateway, ledger, day, None).await {
             // The frozen JSON is the record; downloads are rebuilt from the
             // same journal and statements, which a closed day no longer changes.
             Ok(mut report) => {
@@ -323,8 +329,12 @@ async fn upload(
     body: Bytes,
 ) -> Response<Full<Bytes>> {
     let regions = regions_of(&gateway.config);
+    let closed = match closed_before(ledger, day).await {
+        Ok(closed) => closed,
+        Err(error) => return unavailable(gateway, &error),
+    };
     // Checked in full before anything is kept.
-    let rows = match check_statement(&body, day, &regions, region) {
+    let rows = match check_statement(&body, day, &closed, &regions, region) {
         Ok(rows) => rows,
         Err(error) => {
             tracing::info!(caller = %caller.institution.code, %region, %error, "statement refused");
@@ -369,10 +379,26 @@ async fn upload(
     }
 }
 
-/// Reads a whole statement, checking every row's day and region; the number of rows.
+/// The days closed before `day`.
+async fn closed_before(
+    ledger: &ledger::Ledger,
+    day: Date,
+) -> Result<BTreeSet<Date>, ledger::LedgerError> {
+    Ok(ledger
+        .closed_since("")
+        .await?
+        .into_iter()
+        .filter_map(|(d, _)| Date::parse(&d).ok())
+        .filter(|d| *d < day)
+        .collect())
+}
+
+/// Reads a whole statement, checking every row's day (the day's own, or a
+/// late row of an earlier `closed` day) and region; the number of rows.
 pub fn check_statement(
     body: &[u8],
     day: Date,
+    closed: &BTreeSet<Date>,
     regions: &crate::reconcile::Regions,
     region: Admdvs,
 ) -> Result<u64, String> {
@@ -381,15 +407,16 @@ pub fn check_statement(
     let mut rows = 0;
     while let Some(row) = reader.next_row().map_err(|e| e.to_string())? {
         let line = reader.line();
-        if row.setl_time.date() != day {
+        if let Some(why) = crate::reconcile::misplaced(day, row.setl_time, closed) {
             return Err(format!(
-                "line {line}, column 11: setl_time {} is not on the clearing day {day}",
-                row.setl_time
+                "line {line}, column {}: {why}",
+                reader.column("setl_time")
             ));
         }
         if own.is_none() || regions.of(row.insuplc_admdvs) != own {
             return Err(format!(
-                "line {line}, column 6: {} is not insured in {region}",
+                "line {line}, column {}: {} is not insured in {region}",
+                reader.column("insuplc_admdvs"),
                 row.insuplc_admdvs
             ));
         }
@@ -404,7 +431,14 @@ async fn close(
     caller: &Caller,
     day: Date,
 ) -> Response<Full<Bytes>> {
-    let mut report = match live(gateway, ledger, day).await {
+    // Rows that come from now on are late: they go to the next open day.
+    // What came before is journalled once the writer has committed what it
+    // holds (the heartbeat goes through it behind everything queued).
+    let closing_at_ms = DateTime::now().unix_millis();
+    if let Err(error) = ledger.ping().await {
+        return unavailable(gateway, &error);
+    }
+    let mut report = match live(gateway, ledger, day, Some(closing_at_ms)).await {
         Ok(report) => report,
         Err(response) => return response,
     };
@@ -418,7 +452,7 @@ async fn close(
     let closed = ClosedDay {
         day: day.to_string(),
         closed_by: closure.by.clone(),
-        closed_at_ms: DateTime::now().unix_millis(),
+        closed_at_ms: closing_at_ms,
         digest: closure.digest.clone(),
         report: String::from_utf8_lossy(&report.to_json()).into_owned(),
     };

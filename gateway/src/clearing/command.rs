@@ -11,7 +11,7 @@
 //! `report.xlsx` into `--out`; exits 0 when everything matched, 1 when
 //! discrepancies were found (or a region's statement is missing), 2 on error.
 
-use crate::reconcile::{GatewaySource, Regions};
+use crate::reconcile::{Earlier, GatewaySource, Regions, Side};
 use crate::report::Report;
 use anyhow::Context;
 use contracts::{Admdvs, Date, Money};
@@ -98,10 +98,11 @@ pub fn regions_of(config: &crate::config::Config) -> Regions {
 pub fn build<G: GatewaySource, S: BufRead + Send>(
     day: Date,
     regions: &Regions,
+    earlier: Earlier<'_>,
     gateway: G,
     statements: Vec<(Admdvs, S)>,
 ) -> anyhow::Result<Report> {
-    let outcome = crate::reconcile::reconcile(day, regions, gateway, statements)?;
+    let outcome = crate::reconcile::reconcile(day, regions, earlier, gateway, statements)?;
     let clearing = super::clear(regions, &outcome.owed)?;
     Ok(Report {
         day,
@@ -115,30 +116,57 @@ pub fn build<G: GatewaySource, S: BufRead + Send>(
 }
 
 /// The gateway's rows of `day` from `ledger`, as statement CSV (the form
-/// [`crate::reconcile::reconcile`] reads both sides in).
+/// [`crate::reconcile::reconcile`] reads both sides in); with `closing_at_ms`,
+/// as they are when the day is closed then ([`crate::export::closing_rows`]).
 pub async fn gateway_csv(
     ledger: &ledger::Ledger,
     day: Date,
+    closing_at_ms: Option<i64>,
 ) -> Result<Vec<u8>, ledger::LedgerError> {
-    let rows = crate::export::day_rows(ledger, day).await?;
+    let rows = match closing_at_ms {
+        Some(at) => crate::export::closing_rows(ledger, day, at).await?,
+        None => crate::export::day_rows(ledger, day).await?,
+    };
     let mut csv = Vec::with_capacity(rows.len() * 200 + 256);
     crate::export::write_rows(&rows, crate::export::Format::Csv, &mut csv)
         .map_err(|e| ledger::LedgerError::Unavailable(e.to_string()))?;
     Ok(csv)
 }
 
-/// The gateway's rows of `day` from the ledger at `url`, as statement CSV.
-pub fn ledger_rows(url: &str, day: Date) -> anyhow::Result<Vec<u8>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let ledger = ledger::Ledger::open(url)
-            .await
-            .with_context(|| format!("opening the ledger {url}"))?;
-        gateway_csv(&ledger, day)
-            .await
-            .context("reading the day from the ledger")
+/// The days closed before `day` in `ledger`, whose late rows `day` may carry,
+/// and how to read their sides back; `runtime` runs the ledger's reads for
+/// the (synchronous) reconciliation, which must not run on it.
+pub async fn earlier(
+    ledger: &ledger::Ledger,
+    day: Date,
+    runtime: tokio::runtime::Handle,
+) -> Result<Earlier<'static>, ledger::LedgerError> {
+    let closed = ledger
+        .closed_since("")
+        .await?
+        .into_iter()
+        .filter_map(|(d, _)| Date::parse(&d).ok())
+        .filter(|d| *d < day)
+        .collect();
+    let ledger = ledger.clone();
+    Ok(Earlier {
+        closed,
+        lookup: Box::new(move |date, side, region| {
+            runtime
+                .block_on(async {
+                    match side {
+                        // As they were when the day was closed.
+                        Side::Gateway => gateway_csv(&ledger, date, None).await.map(Some),
+                        Side::Region => Ok(ledger
+                            .statements(&date.to_string())
+                            .await?
+                            .into_iter()
+                            .find(|s| s.admdvs == region.to_string())
+                            .map(|s| s.body.into_bytes())),
+                    }
+                })
+                .map_err(std::io::Error::other)
+        }),
     })
 }
 
@@ -182,6 +210,12 @@ pub fn print_summary(report: &Report) {
     }
     for missing in report.missing_statements() {
         println!("  statement of {}: missing (not reconciled)", name(missing));
+    }
+    if report.outcome.late_rows > 0 {
+        println!(
+            "  late rows of closed days (adjustments of this day): {}, {} matched on their own day",
+            report.outcome.late_rows, report.outcome.late_matched
+        );
     }
     let totals_differ = report
         .outcome
@@ -282,14 +316,36 @@ pub fn run(args: &ReconcileArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|(code, path)| Ok((*code, open_counted(path, &bar)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let report = match &args.gateway {
-        Some(path) => build(day, &regions, open_counted(path, &bar)?, readers)?,
-        None => {
-            let url = config
-                .ledger_url
-                .as_deref()
-                .context("the configuration has no [ledger] url; give --gateway FILE")?;
-            build(day, &regions, Cursor::new(ledger_rows(url, day)?), readers)?
+    // The ledger's reads run on a runtime of their own, beside the
+    // reconciliation's threads.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let ledger = match config.ledger_url.as_deref() {
+        Some(url) => Some(
+            runtime
+                .block_on(ledger::Ledger::open(url))
+                .with_context(|| format!("opening the ledger {url}"))?,
+        ),
+        None => None,
+    };
+    let earlier = match &ledger {
+        Some(ledger) => runtime
+            .block_on(earlier(ledger, day, runtime.handle().clone()))
+            .context("reading the closed days from the ledger")?,
+        None => Earlier::none(),
+    };
+    let report = match (&args.gateway, &ledger) {
+        (Some(path), _) => build(day, &regions, earlier, open_counted(path, &bar)?, readers)?,
+        (None, Some(ledger)) => {
+            let rows = runtime
+                .block_on(gateway_csv(ledger, day, None))
+                .context("reading the day from the ledger")?;
+            build(day, &regions, earlier, Cursor::new(rows), readers)?
+        }
+        (None, None) => {
+            anyhow::bail!("the configuration has no [ledger] url; give --gateway FILE")
         }
     };
     bar.finish_and_clear();

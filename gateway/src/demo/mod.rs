@@ -224,11 +224,13 @@ async fn reconcile_day(
             .await?;
         statements.push((platform.admdvs, std::io::Cursor::new(csv)));
     }
-    let gateway_rows = crate::clearing::command::gateway_csv(&ledger, day).await?;
+    let gateway_rows = crate::clearing::command::gateway_csv(&ledger, day, None).await?;
     let regions = crate::clearing::command::regions_of(&config);
+    // The demo's day is today's and no day before it was closed.
     let report = crate::clearing::command::build(
         day,
         &regions,
+        crate::reconcile::Earlier::none(),
         std::io::Cursor::new(gateway_rows),
         statements,
     )?;

@@ -201,6 +201,9 @@ struct DiscrepancyJson {
     mdtrtarea_admvs: Option<String>,
     side: Option<crate::reconcile::Side>,
     detail: String,
+    /// For a late row: the closed day it is of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    late_of: Option<String>,
     fields: Vec<FieldJson>,
     gateway: Option<RowJson>,
     region: Option<RowJson>,
@@ -236,6 +239,7 @@ impl From<&Discrepancy> for DiscrepancyJson {
             mdtrtarea_admvs: row.map(|r| r.mdtrtarea_admvs.to_string()),
             side: d.side,
             detail: d.detail(),
+            late_of: d.late_of.map(|day| day.to_string()),
             fields: d
                 .fields
                 .iter()
@@ -372,6 +376,8 @@ impl Report {
             "matched": self.all_matched(),
             "sources": {
                 "gateway_rows": self.outcome.gateway_rows,
+                "late_rows": self.outcome.late_rows,
+                "late_matched": self.outcome.late_matched,
                 "statements": statements,
                 "missing_statements": self.missing_statements().iter().map(ToString::to_string).collect::<Vec<_>>(),
             },
