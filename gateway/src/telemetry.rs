@@ -2,17 +2,26 @@
 //!
 //! - Logs: structured JSON (stderr, or a file for the demo), filtered by
 //!   `RUST_LOG` (default `info`).
-//! - Traces: OpenTelemetry over OTLP/HTTP (protobuf), on whenever
+//! - Traces (and metrics, [`observe`]): OpenTelemetry over OTLP, on whenever
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
 //!   is set, for `serve`, `sandbox` and `demo` alike; otherwise off, and the
 //!   request path creates no span at all ([`on`], [`span!`]). The standard
-//!   variables apply: `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`; `grpc`
-//!   and `http/json` are not built in: the gateway says so on stderr and
-//!   exports nothing), `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`,
-//!   `OTEL_SERVICE_NAME` (default `jjj-gateway`), `OTEL_RESOURCE_ATTRIBUTES`,
-//!   `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`, `OTEL_BSP_*`, and
-//!   `OTEL_EXPORTER_OTLP_CERTIFICATE` (the CA of an `https://` collector; with
-//!   `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and `_CLIENT_KEY`, mutual TLS).
+//!   variables apply: `OTEL_EXPORTER_OTLP_PROTOCOL` (or per signal
+//!   `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `_METRICS_PROTOCOL`):
+//!   `http/protobuf` (the default; `/v1/traces` and `/v1/metrics` are
+//!   appended to the generic endpoint, the Collector's port 4318) or `grpc`
+//!   (tonic; the endpoint is used as given, the Collector's port 4317);
+//!   `http/json` is not built in: the gateway says so on stderr and exports
+//!   nothing. Then `OTEL_EXPORTER_OTLP_HEADERS` (gRPC: as metadata),
+//!   `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_SERVICE_NAME` (default
+//!   `jjj-gateway`), `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and
+//!   `OTEL_TRACES_SAMPLER_ARG`, `OTEL_BSP_*`, and
+//!   `OTEL_EXPORTER_OTLP_CERTIFICATE` (the CA of an `https://` collector,
+//!   required for one; with `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and
+//!   `_CLIENT_KEY`, mutual TLS), for both protocols. Sampling, resource,
+//!   batching and scrubbing are the same whatever the protocol; only the
+//!   exporter differs. Every export runs in one small tokio runtime of its
+//!   own (thread `otlp-export`), whichever command runs.
 //!   A caller's W3C `traceparent` becomes the request span's parent, and each
 //!   platform call carries its own span's `traceparent` onwards.
 //! - One scrubber, [`scrub`], for logs and spans alike: every line the log
@@ -24,7 +33,8 @@
 //!   field but never repeat its value, and spans carry only codes
 //!   (transaction, regions, institution, outcome, error code).
 //!
-//! [`shutdown`] flushes the spans still buffered; `main` calls it on the way out.
+//! [`shutdown`] flushes the spans and metrics still buffered; `main` calls it
+//! on the way out.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -461,17 +471,21 @@ pub fn failed(span: &tracing::Span, code: &'static str) {
     }
 }
 
-/// The OTLP/HTTP exporter, configured from the `OTEL_*` environment.
+/// The OTLP exporters (HTTP/protobuf or gRPC), configured from the `OTEL_*`
+/// environment.
 mod otlp {
     use super::scrub;
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full, Limited};
     use opentelemetry::{KeyValue, Value};
     use opentelemetry_http::{HttpClient, HttpError, Request, Response};
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
     use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
     use opentelemetry_sdk::metrics::SdkMeterProvider;
     use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use std::sync::Mutex;
     use std::time::Duration;
 
     const ANSWER_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -516,32 +530,57 @@ mod otlp {
             .build()
     }
 
-    fn http_only(signal: &str) -> anyhow::Result<()> {
-        let protocol = env(&format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"))
-            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
-            .unwrap_or_else(|| "http/protobuf".to_owned());
-        if protocol != "http/protobuf" {
-            anyhow::bail!(
-                "OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not built in; this gateway exports \
-                 OTLP over http/protobuf (the collector's port 4318)"
-            );
+    /// The two OTLP transports built in.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Transport {
+        /// `http/protobuf`: POST to `{endpoint}/v1/{signal}` (the Collector's 4318).
+        HttpProtobuf,
+        /// `grpc`: the OTLP services over HTTP/2 at the endpoint as given
+        /// (the Collector's 4317).
+        Grpc,
+    }
+
+    /// The protocol of `signal` (`TRACES`, `METRICS`):
+    /// `OTEL_EXPORTER_OTLP_{signal}_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`,
+    /// else `http/protobuf`.
+    fn transport(signal: &str) -> anyhow::Result<Transport> {
+        let specific = format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL");
+        let (variable, protocol) = match env(&specific) {
+            Some(protocol) => (specific, protocol),
+            None => (
+                "OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(),
+                env("OTEL_EXPORTER_OTLP_PROTOCOL").unwrap_or_else(|| "http/protobuf".to_owned()),
+            ),
+        };
+        match protocol.trim() {
+            "http/protobuf" => Ok(Transport::HttpProtobuf),
+            "grpc" => Ok(Transport::Grpc),
+            other => anyhow::bail!(
+                "{variable}={other} is not built in; this gateway exports OTLP over \
+                 http/protobuf (the collector's port 4318) or grpc (port 4317)"
+            ),
         }
-        Ok(())
     }
 
     fn meter_provider(
         endpoint: &str,
         resource: opentelemetry_sdk::Resource,
     ) -> anyhow::Result<SdkMeterProvider> {
-        http_only("METRICS")?;
-        let client = ExportClient::start(endpoint.starts_with("https://"))?;
-        let exporter = opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(client)
-            .build()?;
+        let runtime = export_runtime()?;
+        let builder = opentelemetry_otlp::MetricExporter::builder();
+        let exporter = match transport("METRICS")? {
+            Transport::HttpProtobuf => http(builder.with_http(), endpoint, &runtime)?.build()?,
+            Transport::Grpc => {
+                // The channel's worker is spawned on the export runtime.
+                let _runtime = runtime.enter();
+                grpc(builder.with_tonic(), endpoint)?.build()?
+            }
+        };
         Ok(SdkMeterProvider::builder()
-            .with_periodic_exporter(exporter)
+            .with_periodic_exporter(OnExportRuntime {
+                runtime,
+                inner: exporter,
+            })
             .with_resource(resource)
             .build())
     }
@@ -550,18 +589,174 @@ mod otlp {
         endpoint: &str,
         resource: opentelemetry_sdk::Resource,
     ) -> anyhow::Result<SdkTracerProvider> {
-        http_only("TRACES")?;
-        let client = ExportClient::start(endpoint.starts_with("https://"))?;
-        // The endpoint and the rest (headers, timeout) come from the environment.
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(client)
-            .build()?;
+        let runtime = export_runtime()?;
+        let builder = opentelemetry_otlp::SpanExporter::builder();
+        let exporter = match transport("TRACES")? {
+            Transport::HttpProtobuf => http(builder.with_http(), endpoint, &runtime)?.build()?,
+            Transport::Grpc => {
+                // The channel's worker is spawned on the export runtime.
+                let _runtime = runtime.enter();
+                grpc(builder.with_tonic(), endpoint)?.build()?
+            }
+        };
         Ok(SdkTracerProvider::builder()
-            .with_batch_exporter(Scrubbing(exporter))
+            .with_batch_exporter(Scrubbing(OnExportRuntime {
+                runtime,
+                inner: exporter,
+            }))
             .with_resource(resource)
             .build())
+    }
+
+    /// OTLP/HTTP: the endpoint (with its `/v1/{signal}` suffix), headers and
+    /// timeout come from the environment; the requests go through
+    /// [`ExportClient`].
+    fn http<B: WithHttpConfig + WithExportConfig>(
+        builder: B,
+        endpoint: &str,
+        runtime: &tokio::runtime::Handle,
+    ) -> anyhow::Result<B> {
+        let client = ExportClient::start(runtime.clone(), is_https(endpoint))?;
+        Ok(builder
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_http_client(client))
+    }
+
+    /// OTLP/gRPC (tonic): the endpoint as given (gRPC has no per-signal
+    /// path), TLS for `https://` from the same variables as the HTTP path;
+    /// headers (as gRPC metadata) and timeout come from the environment.
+    /// Build the exporter inside the export runtime ([`export_runtime`]).
+    fn grpc<B: WithTonicConfig + WithExportConfig>(
+        builder: B,
+        endpoint: &str,
+    ) -> anyhow::Result<B> {
+        let builder = builder
+            .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+            .with_endpoint(endpoint);
+        if !is_https(endpoint) {
+            return Ok(builder);
+        }
+        // The same checks, and the same refusals, as the HTTP path's.
+        tls_config(true)?;
+        let read = |variable: &str| -> anyhow::Result<Option<Vec<u8>>> {
+            env(variable)
+                .map(|path| {
+                    std::fs::read(&path)
+                        .map_err(|error| anyhow::anyhow!("{variable}: reading {path}: {error}"))
+                })
+                .transpose()
+        };
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = read("OTEL_EXPORTER_OTLP_CERTIFICATE")? {
+            tls = tls.ca_certificate(Certificate::from_pem(ca));
+        }
+        if let (Some(cert), Some(key)) = (
+            read("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")?,
+            read("OTEL_EXPORTER_OTLP_CLIENT_KEY")?,
+        ) {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        Ok(builder.with_tls_config(tls))
+    }
+
+    fn is_https(endpoint: &str) -> bool {
+        endpoint
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    }
+
+    /// The one-thread tokio runtime every OTLP export runs in (both
+    /// signals, both transports), started on first use on a thread of its
+    /// own (`otlp-export`): the SDK exports from threads of its own (the
+    /// batch span processor's, the periodic metric reader's), which run no
+    /// tokio, before, during and after the command's own runtime, and the
+    /// request path's runtime never waits on a collector.
+    fn export_runtime() -> anyhow::Result<tokio::runtime::Handle> {
+        static RUNTIME: Mutex<Option<tokio::runtime::Handle>> = Mutex::new(None);
+        let mut slot = match RUNTIME.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(handle) = slot.as_ref() {
+            return Ok(handle.clone());
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("otlp-export".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+        *slot = Some(handle.clone());
+        Ok(handle)
+    }
+
+    /// An exporter whose exports run in the export runtime's context
+    /// ([`export_runtime`]): the gRPC client's timers and connection are
+    /// that runtime's, whichever thread of the SDK exports. The runtime's
+    /// own thread drives its I/O and timers; this one only polls the export.
+    #[derive(Debug)]
+    struct OnExportRuntime<E> {
+        runtime: tokio::runtime::Handle,
+        inner: E,
+    }
+
+    impl<E> OnExportRuntime<E> {
+        /// Runs `export` to completion in the export runtime's context (on
+        /// the calling thread, the SDK's export thread). Should it be called
+        /// from within some runtime, it is awaited as it is instead.
+        async fn run<F: std::future::Future<Output = OTelSdkResult>>(
+            &self,
+            export: F,
+        ) -> OTelSdkResult {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                export.await
+            } else {
+                self.runtime.block_on(export)
+            }
+        }
+    }
+
+    impl<E: SpanExporter> SpanExporter for OnExportRuntime<E> {
+        fn export(
+            &self,
+            batch: Vec<SpanData>,
+        ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+            self.run(self.inner.export(batch))
+        }
+        fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+            self.inner.shutdown_with_timeout(timeout)
+        }
+        fn shutdown(&self) -> OTelSdkResult {
+            self.inner.shutdown()
+        }
+        fn force_flush(&self) -> OTelSdkResult {
+            self.inner.force_flush()
+        }
+        fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+            self.inner.set_resource(resource);
+        }
+    }
+
+    impl<E: PushMetricExporter> PushMetricExporter for OnExportRuntime<E> {
+        fn export(
+            &self,
+            metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+        ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+            self.run(self.inner.export(metrics))
+        }
+        fn force_flush(&self) -> OTelSdkResult {
+            self.inner.force_flush()
+        }
+        fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+            self.inner.shutdown_with_timeout(timeout)
+        }
+        fn shutdown(&self) -> OTelSdkResult {
+            self.inner.shutdown()
+        }
+        fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+            self.inner.temporality()
+        }
     }
 
     /// A span exporter that passes every string through [`scrub`] first.
@@ -640,10 +835,8 @@ mod otlp {
     type Connector =
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
-    /// The exporter's HTTP client: hyper (already the gateway's), driven by
-    /// a one-thread runtime of its own, so that the SDK's batch thread can
-    /// export whether or not the caller runs tokio, and the request path's
-    /// runtime never waits on a collector.
+    /// The OTLP/HTTP exporter's HTTP client: hyper (already the gateway's),
+    /// its requests spawned on the export runtime ([`export_runtime`]).
     pub(super) struct ExportClient {
         runtime: tokio::runtime::Handle,
         client: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
@@ -657,14 +850,7 @@ mod otlp {
     }
 
     impl ExportClient {
-        fn start(https: bool) -> anyhow::Result<ExportClient> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let handle = runtime.handle().clone();
-            std::thread::Builder::new()
-                .name("otlp-export".into())
-                .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+        fn start(runtime: tokio::runtime::Handle, https: bool) -> anyhow::Result<ExportClient> {
             let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
             http.enforce_http(false);
             http.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -682,7 +868,7 @@ mod otlp {
                 .and_then(|ms| ms.parse::<u64>().ok())
                 .map_or(Duration::from_secs(10), Duration::from_millis);
             Ok(ExportClient {
-                runtime: handle,
+                runtime,
                 client,
                 timeout,
             })

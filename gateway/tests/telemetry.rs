@@ -1,13 +1,17 @@
-//! Traces over OTLP/HTTP to a receiver this test runs (no Collector binary
-//! can be installed here: the receiver decodes `ExportTraceServiceRequest`
-//! with opentelemetry-proto's prost types, as a Collector's OTLP/HTTP
-//! receiver does):
+//! Traces and metrics over OTLP to a receiver this test runs (no Collector
+//! binary can be installed here), over both transports a Collector offers:
+//! OTLP/HTTP (the receiver decodes `ExportTraceServiceRequest` with
+//! opentelemetry-proto's prost types, as a Collector's OTLP/HTTP receiver
+//! does) and OTLP/gRPC (opentelemetry-proto's tonic `TraceService` and
+//! `MetricsService` servers, over HTTP/2, in clear or with mutual TLS):
 //!
 //! - a demo day exports a span per request with its children, takes a
 //!   caller's `traceparent` as the parent, and neither its spans nor its log
 //!   carry an ID number or a patient's name;
 //! - a platform receives a `traceparent` naming the gateway's own `upstream`
-//!   span, in the caller's trace.
+//!   span, in the caller's trace;
+//! - every export carries the headers of `OTEL_EXPORTER_OTLP_HEADERS` (HTTP
+//!   headers, or gRPC metadata).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
@@ -17,8 +21,18 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, Metric};
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -29,21 +43,101 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// What the OTLP receiver got: (service.name, span) pairs, and metrics.
+/// How the gateway under test exports, and so how the receiver listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Otlp {
+    /// `http/protobuf`, in clear.
+    Http,
+    /// `grpc`, in clear (h2c).
+    Grpc,
+    /// `grpc` to an `https://` endpoint: the receiver presents the test CA's
+    /// server certificate and asks for a client certificate of that CA.
+    GrpcMutualTls,
+}
+
+/// The header (gRPC: metadata) `OTEL_EXPORTER_OTLP_HEADERS` sets in these
+/// tests, and its value.
+const MARKER: (&str, &str) = ("x-jjj-test", "otlp-header");
+
+/// What the OTLP receiver got: (service.name, span) pairs, metrics, and the
+/// [`MARKER`] header of every export (empty when it was missing).
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(String, Span)>>>, Arc<Mutex<Vec<Metric>>>);
+struct Received {
+    spans: Arc<Mutex<Vec<(String, Span)>>>,
+    metrics: Arc<Mutex<Vec<Metric>>>,
+    markers: Arc<Mutex<Vec<String>>>,
+}
 
 impl Received {
     fn spans(&self) -> Vec<(String, Span)> {
-        self.0.lock().unwrap().clone()
+        self.spans.lock().unwrap().clone()
     }
     fn metrics(&self) -> Vec<Metric> {
-        self.1.lock().unwrap().clone()
+        self.metrics.lock().unwrap().clone()
+    }
+    fn markers(&self) -> Vec<String> {
+        self.markers.lock().unwrap().clone()
+    }
+
+    /// Keeps the spans of one export, whichever transport brought it.
+    fn traces(&self, export: ExportTraceServiceRequest, marker: Option<&str>) {
+        self.marker(marker);
+        let mut spans = self.spans.lock().unwrap();
+        for resource in export.resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .map(text_of)
+                .unwrap_or_default();
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
+            }
+        }
+    }
+
+    /// Keeps the metrics of one export, whichever transport brought it.
+    fn metrics_of(&self, export: ExportMetricsServiceRequest, marker: Option<&str>) {
+        self.marker(marker);
+        let mut metrics = self.metrics.lock().unwrap();
+        for resource in export.resource_metrics {
+            for scope in resource.scope_metrics {
+                metrics.extend(scope.metrics);
+            }
+        }
+    }
+
+    fn marker(&self, marker: Option<&str>) {
+        self.markers
+            .lock()
+            .unwrap()
+            .push(marker.unwrap_or_default().to_owned());
     }
 }
 
-/// An OTLP/HTTP receiver on 127.0.0.1: POST /v1/traces, protobuf.
-async fn otlp_receiver() -> (u16, Received) {
+/// An OTLP receiver on 127.0.0.1 speaking `otlp`; `certs` holds the test
+/// PKI (`ca.pem`, `server.pem`, `server.key`) for [`Otlp::GrpcMutualTls`].
+async fn otlp_receiver(otlp: Otlp, certs: Option<&Path>) -> (u16, Received) {
+    match otlp {
+        Otlp::Http => otlp_http_receiver().await,
+        Otlp::Grpc => otlp_grpc_receiver(None).await,
+        Otlp::GrpcMutualTls => {
+            let certs = certs.expect("the test PKI for a TLS receiver");
+            let tls = gateway::tls::server_config(
+                &certs.join("ca.pem"),
+                &certs.join("server.pem"),
+                &certs.join("server.key"),
+            )
+            .expect("server TLS");
+            otlp_grpc_receiver(Some(tokio_rustls::TlsAcceptor::from(tls))).await
+        }
+    }
+}
+
+/// An OTLP/HTTP receiver: POST /v1/traces and /v1/metrics, protobuf.
+async fn otlp_http_receiver() -> (u16, Received) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let received = Received::default();
@@ -60,6 +154,11 @@ async fn otlp_receiver() -> (u16, Received) {
                         let store = store.clone();
                         async move {
                             let path = request.uri().path().to_owned();
+                            let marker = request
+                                .headers()
+                                .get(MARKER.0)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned);
                             let body = match request.into_body().collect().await {
                                 Ok(body) => body.to_bytes(),
                                 Err(_) => return Ok::<_, std::convert::Infallible>(answer(400)),
@@ -68,32 +167,12 @@ async fn otlp_receiver() -> (u16, Received) {
                                 let Ok(export) = ExportMetricsServiceRequest::decode(body) else {
                                     return Ok(answer(400));
                                 };
-                                let mut metrics = store.1.lock().unwrap();
-                                for resource in export.resource_metrics {
-                                    for scope in resource.scope_metrics {
-                                        metrics.extend(scope.metrics);
-                                    }
-                                }
+                                store.metrics_of(export, marker.as_deref());
                             } else if path == "/v1/traces" {
                                 let Ok(export) = ExportTraceServiceRequest::decode(body) else {
                                     return Ok(answer(400));
                                 };
-                                let mut spans = store.0.lock().unwrap();
-                                for resource in export.resource_spans {
-                                    let service = resource
-                                        .resource
-                                        .iter()
-                                        .flat_map(|r| &r.attributes)
-                                        .find(|kv| kv.key == "service.name")
-                                        .and_then(|kv| kv.value.as_ref())
-                                        .map(text_of)
-                                        .unwrap_or_default();
-                                    for scope in resource.scope_spans {
-                                        spans.extend(
-                                            scope.spans.into_iter().map(|s| (service.clone(), s)),
-                                        );
-                                    }
-                                }
+                                store.traces(export, marker.as_deref());
                             }
                             Ok(answer(200))
                         }
@@ -101,6 +180,85 @@ async fn otlp_receiver() -> (u16, Received) {
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
+            });
+        }
+    });
+    (port, received)
+}
+
+/// The gRPC side of the receiver: opentelemetry-proto's generated services.
+struct Collector(Received);
+
+fn marker_of(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    metadata
+        .get(MARKER.0)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+#[async_trait::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let marker = marker_of(request.metadata());
+        self.0.traces(request.into_inner(), marker.as_deref());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[async_trait::async_trait]
+impl MetricsService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let marker = marker_of(request.metadata());
+        self.0.metrics_of(request.into_inner(), marker.as_deref());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+/// An OTLP/gRPC receiver: `TraceService/Export` and `MetricsService/Export`
+/// over HTTP/2 (hyper), in clear or behind `tls`.
+async fn otlp_grpc_receiver(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Received) {
+    use tower::Service as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Received::default();
+    let traces = TraceServiceServer::new(Collector(received.clone()));
+    let metrics = MetricsServiceServer::new(Collector(received.clone()));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (traces, metrics, tls) = (traces.clone(), metrics.clone(), tls.clone());
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                        let (mut traces, mut metrics) = (traces.clone(), metrics.clone());
+                        async move {
+                            let path = request.uri().path();
+                            if path.starts_with("/opentelemetry.proto.collector.trace.v1.") {
+                                traces.call(request).await
+                            } else {
+                                metrics.call(request).await
+                            }
+                        }
+                    });
+                let http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                match tls {
+                    Some(tls) => {
+                        if let Ok(stream) = tls.accept(stream).await {
+                            let _ = http2.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
+                    None => {
+                        let _ = http2.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
             });
         }
     });
@@ -271,18 +429,47 @@ impl Drop for Running {
     }
 }
 
-fn otel_env(command: &mut Command, port: u16, service: &str) {
+/// The `OTEL_*` environment of a gateway exporting to the receiver on `port`
+/// over `otlp`; `certs` (the test PKI) for [`Otlp::GrpcMutualTls`], where the
+/// gateway presents its own client certificate.
+fn otel_env(command: &mut Command, otlp: Otlp, port: u16, service: &str, certs: Option<&Path>) {
+    let (scheme, protocol) = match otlp {
+        Otlp::Http => ("http", "http/protobuf"),
+        Otlp::Grpc => ("http", "grpc"),
+        Otlp::GrpcMutualTls => ("https", "grpc"),
+    };
+    if let (Otlp::GrpcMutualTls, Some(certs)) = (otlp, certs) {
+        command
+            .env("OTEL_EXPORTER_OTLP_CERTIFICATE", certs.join("ca.pem"))
+            .env(
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                certs.join("gateway.pem"),
+            )
+            .env("OTEL_EXPORTER_OTLP_CLIENT_KEY", certs.join("gateway.key"));
+    } else {
+        command
+            .env_remove("OTEL_EXPORTER_OTLP_CERTIFICATE")
+            .env_remove("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")
+            .env_remove("OTEL_EXPORTER_OTLP_CLIENT_KEY");
+    }
     command
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{port}"),
+            format!("{scheme}://127.0.0.1:{port}"),
         )
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        .env(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            format!("{}={}", MARKER.0, MARKER.1),
+        )
         .env("OTEL_SERVICE_NAME", service)
         .env("OTEL_BSP_SCHEDULE_DELAY", "200")
         .env("OTEL_BSP_MAX_QUEUE_SIZE", "65536")
         .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
         .env_remove("OTEL_TRACES_SAMPLER")
         .env_remove("OTEL_SDK_DISABLED");
 }
@@ -388,14 +575,37 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demo_day_exports_its_spans_and_no_personal_data() {
-    let (port, received) = otlp_receiver().await;
-    let dir = std::env::temp_dir().join(format!("jjj-telemetry-demo-{}", std::process::id()));
+    demo_day(Otlp::Http).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_day_exports_its_spans_and_no_personal_data_over_grpc() {
+    demo_day(Otlp::Grpc).await;
+}
+
+/// Every export carried the `OTEL_EXPORTER_OTLP_HEADERS` header (metadata).
+fn assert_headers(received: &Received, otlp: Otlp) {
+    let markers = received.markers();
+    assert!(!markers.is_empty(), "no export over {otlp:?}");
+    assert!(
+        markers.iter().all(|m| m == MARKER.1),
+        "OTEL_EXPORTER_OTLP_HEADERS over {otlp:?}: {markers:?}"
+    );
+}
+
+/// The demo, exporting over `otlp`; one caller's request in a trace of its own.
+async fn demo_day(otlp: Otlp) {
+    let (port, received) = otlp_receiver(otlp, None).await;
+    let dir = std::env::temp_dir().join(format!(
+        "jjj-telemetry-demo-{otlp:?}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let mut command = Command::new(harness::BIN);
     command
         .args(["demo", "--visits", "33", "--keep-running", "--data-dir"])
         .arg(&dir);
-    otel_env(&mut command, port, "jjj-demo-under-test");
+    otel_env(&mut command, otlp, port, "jjj-demo-under-test", None);
     let mut demo = tokio::task::block_in_place(|| Running::start(command));
     let line =
         tokio::task::block_in_place(|| demo.wait_for("keeps running at", Duration::from_secs(300)));
@@ -419,7 +629,11 @@ async fn a_demo_day_exports_its_spans_and_no_personal_data() {
     tokio::task::block_in_place(|| demo.terminate());
 
     let spans = received.spans();
-    assert!(!spans.is_empty(), "no span reached the OTLP receiver");
+    assert!(
+        !spans.is_empty(),
+        "no span reached the OTLP receiver over {otlp:?}"
+    );
+    assert_headers(&received, otlp);
     assert!(
         spans
             .iter()
@@ -428,7 +642,7 @@ async fn a_demo_day_exports_its_spans_and_no_personal_data() {
     );
     let requests = spans.iter().filter(|(_, s)| s.name == "request").count();
     eprintln!(
-        "the receiver got {} spans, {requests} of them request spans",
+        "the receiver got {} spans over {otlp:?}, {requests} of them request spans",
         spans.len()
     );
     assert!(requests >= 33, "only {requests} request spans");
@@ -611,10 +825,20 @@ async fn recording_platform(certs: &Path) -> (u16, Arc<Mutex<Vec<String>>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_receives_the_upstream_spans_traceparent() {
-    let (otlp_port, received) = otlp_receiver().await;
-    let scratch = harness::Scratch::new("telemetry-propagation");
+    propagation(Otlp::Http).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_receives_the_upstream_spans_traceparent_over_grpc_with_mutual_tls() {
+    propagation(Otlp::GrpcMutualTls).await;
+}
+
+/// `serve` exporting over `otlp`, with one request that a platform fails.
+async fn propagation(otlp: Otlp) {
+    let scratch = harness::Scratch::new(&format!("telemetry-propagation-{otlp:?}"));
     let certs = scratch.path("certs");
     tokio::task::block_in_place(|| harness::certs_init(&certs, &[harness::BEIJING_HOSPITAL]));
+    let (otlp_port, received) = otlp_receiver(otlp, Some(&certs)).await;
     let (platform_port, headers) = recording_platform(&certs).await;
     let gateway_port = harness::free_port();
     let url = format!("https://127.0.0.1:{platform_port}{}", harness::NATIONAL);
@@ -635,7 +859,16 @@ async fn a_platform_receives_the_upstream_spans_traceparent() {
     command
         .args(["serve", "--config"])
         .arg(scratch.path("gateway.toml"));
-    otel_env(&mut command, otlp_port, "jjj-gateway-under-test");
+    otel_env(
+        &mut command,
+        otlp,
+        otlp_port,
+        "jjj-gateway-under-test",
+        Some(&certs),
+    );
+    // No scheduled export before the end: the spans arrive only if the
+    // shutdown on SIGTERM flushes them.
+    command.env("OTEL_BSP_SCHEDULE_DELAY", "600000");
     let mut serve = tokio::task::block_in_place(|| Running::start(command));
     tokio::task::block_in_place(|| serve.wait_for("listening on", Duration::from_secs(60)));
 
@@ -663,6 +896,7 @@ async fn a_platform_receives_the_upstream_spans_traceparent() {
         "the platform's parent is the gateway's span"
     );
 
+    assert_headers(&received, otlp);
     let spans = received.spans();
     let upstream = spans
         .iter()
