@@ -272,20 +272,39 @@ load gateway-hs "https://127.0.0.1:$GATEWAY_PORT/healthz" --method GET --handsha
 JOURNAL_RATE=${JOURNAL_RATE:-100}
 echo "the journal's added latency: (b) open loop at $JOURNAL_RATE/s through the gateway without and with its ledger"
 load bare-b-low "$BARE_URL" "${B_BODIES[@]}" --rate "$JOURNAL_RATE" --connections "$CONNECTIONS" --duration "$DURATION"
-load gateway-b-low "$GATEWAY_URL" "${B_BODIES[@]}" --rate "$JOURNAL_RATE" --connections "$CONNECTIONS" --duration "$DURATION"
 
-# Two fsyncs, as the ledger's disk does them (4 KiB write + fsync, median of 200).
-FSYNC_MS=$(cd "$WORK/data" && python3 - <<'EOF'
-import os, time, statistics
+# Two fsyncs, as the ledger's disk does them at that moment: beside the run with
+# the ledger, at the same rate, a probe in the ledger's folder times pairs of
+# (4 KiB write + fsync) — the two durable commits of a settlement, nothing else.
+# The disk is shared and its fsync time moves by 30x over a day, so the goal is
+# checked against this pair's own percentiles, measured in the same seconds.
+(cd "$WORK/data" && python3 - "$JOURNAL_RATE" "$DURATION" >"$WORK/fsync.json" <<'EOF'
+import json, os, sys, time
+rate, duration = float(sys.argv[1]), float(sys.argv[2])
 fd = os.open("fsync-probe", os.O_WRONLY | os.O_CREAT, 0o600)
-samples = []
-for i in range(200):
-    os.pwrite(fd, os.urandom(4096), (i % 16) * 4096)
-    t = time.perf_counter(); os.fsync(fd); samples.append(time.perf_counter() - t)
+pairs, singles = [], []
+start = time.perf_counter()
+n = 0
+while time.perf_counter() - start < duration:
+    due = start + n / rate
+    now = time.perf_counter()
+    if due > now:
+        time.sleep(due - now)
+    t0 = time.perf_counter()
+    for k in range(2):
+        os.pwrite(fd, os.urandom(4096), ((2 * n + k) % 16) * 4096)
+        t = time.perf_counter(); os.fsync(fd); singles.append(time.perf_counter() - t)
+    pairs.append(time.perf_counter() - t0)
+    n += 1
 os.close(fd); os.unlink("fsync-probe")
-print(f"{statistics.median(samples) * 1000:.3f}")
+q = lambda xs, p: sorted(xs)[min(len(xs) - 1, int(p * len(xs)))] * 1000
+print(json.dumps({"fsync_p50_ms": q(singles, 0.5), "pair_p50_ms": q(pairs, 0.5), "pair_p99_ms": q(pairs, 0.99), "pairs": len(pairs)}))
 EOF
-)
+) &
+PROBE_PID=$!
+load gateway-b-low "$GATEWAY_URL" "${B_BODIES[@]}" --rate "$JOURNAL_RATE" --connections "$CONNECTIONS" --duration "$DURATION"
+wait "$PROBE_PID"
+FSYNC_MS=$(jq '.fsync_p50_ms' "$WORK/fsync.json")
 
 python3 - "$WORK" "$FSYNC_MS" <<'EOF'
 import json, sys
@@ -306,21 +325,23 @@ for s, label, tgoal, extra in (("a", "(a) 1101/2204/2301", 1.0, 1.0), ("b", "(b)
     line(f"{label} p99 at {n['rate']}/s (70% of nginx max)", f"{g['latency_ms']['p99']:.2f} ms", f"{n['latency_ms']['p99']:.2f} ms",
          f"ratio {g['latency_ms']['p99'] / n['latency_ms']['p99']:.2f}x; goal <= {limit:.2f} ms", g["latency_ms"]["p99"] <= limit)
 a, b = r("bare-b-low"), r("gateway-b-low")
-added = b["latency_ms"]["p99"] - a["latency_ms"]["p99"]
-line(f"journal's added latency: p99 of (b) with ledger - without, at {b['rate']}/s", f"{added:.2f} ms (p50 {b['latency_ms']['p50'] - a['latency_ms']['p50']:.2f} ms)",
-     f"without {a['latency_ms']['p99']:.2f} ms, with {b['latency_ms']['p99']:.2f} ms",
-     f"goal <= 2 fsyncs + 1 ms = {2 * fsync + 1.0:.2f} ms", added <= 2 * fsync + 1.0)
+probe = json.load(open(f"{work}/fsync.json"))
+for q, pair in (("p50", probe["pair_p50_ms"]), ("p99", probe["pair_p99_ms"])):
+    added = b["latency_ms"][q] - a["latency_ms"][q]
+    line(f"journal's added latency: {q} of (b) with ledger - without, at {b['rate']}/s", f"{added:.2f} ms",
+         f"without {a['latency_ms'][q]:.2f} ms, with {b['latency_ms'][q]:.2f} ms",
+         f"goal <= two fsyncs ({q} {pair:.2f} ms, same seconds) + 1 ms = {pair + 1.0:.2f} ms", added <= pair + 1.0)
 g, n = r("gateway-hs"), r("nginx-hs")
 ratio = g["handshakes_per_s"] / n["handshakes_per_s"]
 line("full mTLS handshakes/s", f"{g['handshakes_per_s']:.0f}/s", f"{n['handshakes_per_s']:.0f}/s", f"ratio {ratio:.2f}x (goal >= 1.0x)", ratio >= 1.0)
 errors = {name: r(name)["errors_total"] for name in ("gateway-a-max", "nginx-a-max", "gateway-b-max", "nginx-b-max", "gateway-a-70", "nginx-a-70", "gateway-b-70", "nginx-b-70", "bare-b-low", "gateway-b-low", "gateway-hs", "nginx-hs")}
 print()
-print(f"fsync (median of 200, ledger's disk): {fsync:.3f} ms")
+print(f"fsync on the ledger's disk beside the journalled run: median {fsync:.3f} ms; two in a row p50 {probe['pair_p50_ms']:.3f} ms, p99 {probe['pair_p99_ms']:.3f} ms")
 print(f"| measure | gateway | nginx | gateway/nginx | goal met |")
 print(f"|---|---|---|---|---|")
 for what, g, n, goal, ok in rows:
     print(f"| {what} | {g} | {n} | {goal} | {'' if ok is None else ('yes' if ok else 'no')} |")
 print(f"errors per run: {errors}")
-json.dump({"fsync_ms": fsync, "rows": rows, "errors": errors}, open(f"{work}/summary.json", "w"), indent=1)
+json.dump({"fsync_ms": fsync, "fsync_pairs": probe, "rows": rows, "errors": errors}, open(f"{work}/summary.json", "w"), indent=1)
 EOF
 echo "every run's JSON: $WORK"
