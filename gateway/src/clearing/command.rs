@@ -37,7 +37,8 @@ pub struct ReconcileArgs {
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
     /// Take the gateway's side from this `ledger export --format csv` file
-    /// instead of the configured ledger.
+    /// instead of the configured ledger (which is then not read at all: no
+    /// day counts as closed, so late rows of closed days are refused).
     #[arg(long, value_name = "FILE")]
     pub gateway: Option<PathBuf>,
 }
@@ -322,13 +323,15 @@ pub fn run(args: &ReconcileArgs) -> anyhow::Result<u8> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let ledger = match config.ledger_url.as_deref() {
-        Some(url) => Some(
+    // With --gateway FILE the ledger is not opened at all (nor created): no
+    // day counts as closed, and a late row in a statement is refused.
+    let ledger = match (&args.gateway, config.ledger_url.as_deref()) {
+        (None, Some(url)) => Some(
             runtime
                 .block_on(ledger::Ledger::open(url))
                 .with_context(|| format!("opening the ledger {url}"))?,
         ),
-        None => None,
+        _ => None,
     };
     let earlier = match &ledger {
         Some(ledger) => runtime
