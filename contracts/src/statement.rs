@@ -665,6 +665,17 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
+/// Whether `text` is printable ASCII throughout (no control character, no
+/// byte above `~`): one pass without early exits, which the compiler turns
+/// into vector instructions.
+fn printable_ascii(text: &str) -> bool {
+    text.as_bytes().chunks(64).all(|chunk| {
+        chunk
+            .iter()
+            .fold(true, |ok, &b| ok & (0x20..0x7f).contains(&b))
+    })
+}
+
 /// Builds and checks one row from its fields.
 fn row_of<'a>(
     source: &'a str,
@@ -682,6 +693,9 @@ fn row_of<'a>(
         field: Some(COLUMNS[i]),
         message: format!("{}: {message}", COLUMNS[i]),
     };
+    // A line of printable ASCII throughout (nearly every line) has no field
+    // to check for control characters.
+    let printable = printable_ascii(source);
     let optional = |i: usize| -> Result<Option<&'a str>, StatementError> {
         let text = at(i);
         if text.len() > 64 {
@@ -690,8 +704,9 @@ fn row_of<'a>(
         // ASCII controls by byte; C1 controls (U+0080–U+009F) only where
         // the text is not plain ASCII.
         let bytes = text.as_bytes();
-        if bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
-            || (!bytes.is_ascii() && text.chars().any(char::is_control))
+        if !printable
+            && (bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
+                || (!bytes.is_ascii() && text.chars().any(char::is_control)))
         {
             return Err(fail(i, "control character".into()));
         }
@@ -871,6 +886,46 @@ mod tests {
         assert_eq!(e.line, 2);
         let e = refusal(&"x".repeat(MAX_LINE + 10));
         assert!(e.message.contains("longer"));
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_their_column_and_text_elsewhere_is_kept() {
+        let good = "S,M,,D,H1,110000,120000,310,11,,2026-11-26 10:00:00,1.00,1.00,0,0,settled";
+        for control in ["\u{1}", "\u{7f}", "\u{85}", "\t"] {
+            let e = refusal(&good.replace(",D,", &format!(",D{control}x,")));
+            assert_eq!(
+                (e.line, e.column, e.field),
+                (2, 4, Some("mdtrt_id")),
+                "{control:?}"
+            );
+            assert!(e.message.contains("control"), "{e}");
+        }
+        // Chinese text, in a column of the statement's or of the platform's own, is fine.
+        let text = format!(
+            "{},备注\n{},门诊\n",
+            COLUMNS.join(","),
+            good.replace(",D,", ",就诊1,")
+        );
+        let rows: Vec<Row> = Reader::new(text.as_bytes())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows[0].mdtrt_id.as_deref(), Some("就诊1"));
+    }
+
+    #[test]
+    fn printable_ascii_is_decided_over_the_whole_text() {
+        let long = "a".repeat(200);
+        assert!(printable_ascii(&long));
+        assert!(printable_ascii(""));
+        for at in [0, 63, 64, 199] {
+            for bad in ['\u{1f}', '\u{7f}', 'é'] {
+                let mut text: Vec<char> = long.chars().collect();
+                text[at] = bad;
+                let text: String = text.into_iter().collect();
+                assert!(!printable_ascii(&text), "{at} {bad:?}");
+            }
+        }
     }
 
     #[test]
