@@ -555,9 +555,13 @@ mod tests {
             digest: "0a1b".into(),
             original_msgid: None,
             cancels_setl_id: None,
+            psn_no: Some(ledger::PsnNo::new(PERSON).unwrap()),
             received_at_ms,
         }
     }
+
+    /// The person number every entry here is journalled with.
+    const PERSON: &str = "13000000000012345678";
 
     fn answer(
         state: State,
@@ -765,6 +769,10 @@ mod tests {
             ",M-confirmed,,,H11010500123,130600,110000,,,,2026-11-26 18:00:00,,,,,settled",
         ];
         assert_eq!(text, format!("{HEADER}{}\n", expected.join("\n")));
+        // The journal keeps the person number for the gateway's reversals;
+        // the statement shows none, in either format.
+        assert!(!text.contains(PERSON));
+        assert!(rows.iter().all(|row| !row_json(row).contains(PERSON)));
 
         // The rows read back through the statement reader as they are.
         let mut reader = contracts::statement::Reader::new(text.as_bytes()).unwrap();

@@ -7,11 +7,13 @@
 //! journalled reply without reaching the platform; a repeat of one in flight
 //! waits for it, boundedly, then gets 409. An unknown outcome (timeout,
 //! connection lost after sending, an unreadable answer) is resolved by the
-//! gateway itself: a 2601 reversal naming the original msgid, repeated with
-//! back-off until the platform acknowledges it — never by re-sending the
-//! settlement. Entries a crash left pending or unknown are reversed too, by
-//! start-up recovery and by a periodic sweep — but only once nothing can
-//! still be forwarding them (see *Orphans*).
+//! gateway itself: a 2601 reversal naming the original msgid and the person
+//! the original named (its `psn_no`, journalled with the pending entry:
+//! [`psn_no`]), repeated with back-off until the platform acknowledges it —
+//! never by re-sending the settlement. The person number is never logged,
+//! nor put in spans or metrics. Entries a crash left pending or unknown are
+//! reversed too, by start-up recovery and by a periodic sweep — but only
+//! once nothing can still be forwarding them (see *Orphans*).
 //!
 //! # Orphans
 //!
@@ -102,7 +104,7 @@ use crate::state::Gateway;
 use contracts::model::envelope::RequestEnvelope;
 use contracts::model::reversal::{Reversal, ReversalInput};
 use contracts::record::redact;
-use contracts::{Answer, AnswerBody, DateTime, ErrorCode, Infno, Request, RequestBody};
+use contracts::{Answer, AnswerBody, DateTime, ErrorCode, Infno, Refusal, Request, RequestBody};
 use ledger::{Entry, Finish, Key, NewEntry, State};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,8 +138,62 @@ pub fn key(caller: &Caller, request: &Request) -> Key {
     }
 }
 
-/// The pending entry of a request about to be forwarded to `region`.
-pub fn new_entry(caller: &Caller, request: &Request, region: contracts::Admdvs) -> NewEntry {
+/// The person a request names (`psn_no`) and where it says so, for the
+/// transactions that carry one person: settlements and pre-settlements, their
+/// cancels, registration, admission (`mdtrtinfo`), discharge (`dscginfo`) and
+/// reversal. `None` for the others, and when the field is absent or empty.
+fn named_person(request: &Request) -> Option<(&str, &'static str)> {
+    let (number, path) = match &request.input {
+        RequestBody::OutpatientPreSettle(i)
+        | RequestBody::OutpatientSettle(i)
+        | RequestBody::InpatientPreSettle(i)
+        | RequestBody::InpatientSettle(i) => (&i.data.psn_no, "input.data.psn_no"),
+        RequestBody::PharmacyPreSettle(i) | RequestBody::PharmacySettle(i) => {
+            (&i.data.psn_no, "input.data.psn_no")
+        }
+        RequestBody::OutpatientSettleCancel(i)
+        | RequestBody::InpatientSettleCancel(i)
+        | RequestBody::PharmacySettleCancel(i) => (&i.data.psn_no, "input.data.psn_no"),
+        RequestBody::OutpatientRegister(i) => (&i.data.psn_no, "input.data.psn_no"),
+        RequestBody::Admission(i) => (&i.mdtrtinfo.psn_no, "input.mdtrtinfo.psn_no"),
+        RequestBody::Discharge(i) => (&i.dscginfo.psn_no, "input.dscginfo.psn_no"),
+        RequestBody::Reversal(i) => (&i.data.psn_no, "input.data.psn_no"),
+        _ => return None,
+    };
+    number
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .map(|n| (n, path))
+}
+
+/// The person number a request names, as the journal keeps it; a number the
+/// journal cannot keep (longer than [`ledger::PSN_NO_MAX_CHARS`] characters,
+/// or with a control character) refuses the request (400, `invalid_value`)
+/// before it is journalled or forwarded — by a gateway that journals: a call
+/// it might have to reverse must be journalled with the number its 2601 will
+/// carry. The refusal does not quote the number.
+pub fn psn_no(request: &Request) -> Result<Option<ledger::PsnNo>, Refusal> {
+    let Some((number, path)) = named_person(request) else {
+        return Ok(None);
+    };
+    ledger::PsnNo::new(number).map(Some).map_err(|_| {
+        Refusal::new(
+            ErrorCode::InvalidValue,
+            format!(
+                "{path}: a person number is 1 to {} characters without control characters",
+                ledger::PSN_NO_MAX_CHARS
+            ),
+        )
+    })
+}
+
+/// The pending entry of a request about to be forwarded to `region`, with
+/// the person it names ([`psn_no`]: refused when the journal cannot keep it).
+pub fn new_entry(
+    caller: &Caller,
+    request: &Request,
+    region: contracts::Admdvs,
+) -> Result<NewEntry, Refusal> {
     let envelope = &request.envelope;
     let text = |r: Option<contracts::Region>| r.map(|r| r.to_string()).unwrap_or_default();
     let (original_msgid, cancels_setl_id) = match &request.input {
@@ -147,7 +203,7 @@ pub fn new_entry(caller: &Caller, request: &Request, region: contracts::Admdvs) 
         | RequestBody::PharmacySettleCancel(c) => (None, c.data.setl_id.clone()),
         _ => (None, None),
     };
-    NewEntry {
+    Ok(NewEntry {
         key: key(caller, request),
         infno: request.infno().code().to_owned(),
         institution: envelope.fixmedins_code.clone().unwrap_or_default(),
@@ -157,8 +213,9 @@ pub fn new_entry(caller: &Caller, request: &Request, region: contracts::Admdvs) 
         digest: digest(request),
         original_msgid,
         cancels_setl_id,
+        psn_no: psn_no(request)?,
         received_at_ms: now_ms(),
-    }
+    })
 }
 
 /// What a finished exchange writes: the split's amounts and ids, and the
@@ -246,8 +303,18 @@ fn reversal_for(entry: &Entry) -> Option<Request> {
         recer_sys_code: Some("YBXT".into()),
         ..Default::default()
     };
+    // The person the reversed call named, as journalled with it. An entry
+    // journalled before the ledger kept person numbers (schema version 4 and
+    // earlier) has none: "-" is sent then, as the gateway always did — a
+    // platform that checks psn_no against the settlement refuses that 2601,
+    // and the entry stays unknown (its attempts counted) for officers.
+    let psn_no = entry
+        .psn_no
+        .as_ref()
+        .map_or("-", ledger::PsnNo::as_str)
+        .to_owned();
     let data = Reversal {
-        psn_no: Some("-".into()),
+        psn_no: Some(psn_no),
         omsgid: Some(entry.key.msgid.clone()),
         oinfno: Some(entry.infno.clone()),
         ..Default::default()
@@ -855,6 +922,7 @@ mod tests {
             digest: "ab".into(),
             original_msgid: None,
             cancels_setl_id: None,
+            psn_no: None,
             received_at_ms,
             state,
             setl_id: None,
@@ -876,6 +944,77 @@ mod tests {
             resolved_at_ms: None,
             attempts,
         }
+    }
+
+    /// The national fixture of `infno` with its person number replaced by `number`.
+    fn fixture_naming(infno: Infno, number: &str) -> Request {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../contracts/fixtures/national")
+            .join(format!("{}-request.json", infno.code()));
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains("13000000000012345678"), "{infno}");
+        let text = text.replace("13000000000012345678", number);
+        adapters::national::decode_request(text.as_bytes(), &adapters::Limits::DEFAULT).unwrap()
+    }
+
+    #[test]
+    fn every_journalled_transaction_journals_the_person_it_names() {
+        let journalled: Vec<Infno> = Infno::ALL
+            .iter()
+            .copied()
+            .filter(|i| i.traits().journalled)
+            .collect();
+        // 2201, 2207, 2208, 2304, 2305, 2401 (mdtrtinfo), 2402 (dscginfo), 2102, 2103, 2601.
+        assert_eq!(journalled.len(), 10, "{journalled:?}");
+        for infno in journalled {
+            let number = format!("P{}X京{}", infno.code(), "0".repeat(10));
+            let request = fixture_naming(infno, &number);
+            let kept = psn_no(&request).unwrap();
+            assert_eq!(
+                kept.as_ref().map(ledger::PsnNo::as_str),
+                Some(number.as_str()),
+                "{infno}"
+            );
+        }
+        // A transaction that names no one person journals none.
+        let request = fixture_naming(Infno::OutpatientFeeUpload, "13000000000012345678");
+        assert_eq!(psn_no(&request).unwrap(), None);
+    }
+
+    #[test]
+    fn a_person_number_the_journal_cannot_keep_is_refused_without_quoting_it() {
+        let long = "7".repeat(ledger::PSN_NO_MAX_CHARS + 1);
+        for (infno, path) in [
+            (Infno::OutpatientSettle, "input.data.psn_no"),
+            (Infno::Admission, "input.mdtrtinfo.psn_no"),
+            (Infno::Discharge, "input.dscginfo.psn_no"),
+        ] {
+            let refusal = psn_no(&fixture_naming(infno, &long)).unwrap_err();
+            assert_eq!(refusal.code, ErrorCode::InvalidValue);
+            assert!(refusal.detail.starts_with(path), "{}", refusal.detail);
+            assert!(!refusal.detail.contains("7777"), "{}", refusal.detail);
+        }
+        // Exactly the limit is kept.
+        let most = "7".repeat(ledger::PSN_NO_MAX_CHARS);
+        assert!(psn_no(&fixture_naming(Infno::OutpatientSettle, &most)).is_ok());
+    }
+
+    #[test]
+    fn the_gateways_reversal_names_the_journalled_person() {
+        let number = ledger::PsnNo::new("13000000000012345678").unwrap();
+        let mut e = entry(State::Unknown, 1, 0);
+        e.psn_no = Some(number.clone());
+        let data = |request: Request| match request.input {
+            RequestBody::Reversal(r) => r.data,
+            other => panic!("not a reversal: {:?}", other.infno()),
+        };
+        let sent = data(reversal_for(&e).unwrap());
+        assert_eq!(sent.psn_no.as_deref(), Some(number.as_str()));
+        assert_eq!(sent.omsgid.as_deref(), Some(e.key.msgid.as_str()));
+        assert_eq!(sent.oinfno.as_deref(), Some("2207"));
+        // Journalled before the ledger kept person numbers: "-".
+        e.psn_no = None;
+        assert_eq!(data(reversal_for(&e).unwrap()).psn_no.as_deref(), Some("-"));
     }
 
     #[test]

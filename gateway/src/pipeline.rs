@@ -233,8 +233,9 @@ async fn run(
     let ledger = gateway.ledger.as_ref().filter(|_| traits.journalled);
     let key = journal::key(caller, &request);
     if let Some(ledger) = ledger {
+        let entry = journal::new_entry(caller, &request, target.region.admdvs)?;
         match ledger
-            .begin(journal::new_entry(caller, &request, target.region.admdvs))
+            .begin(entry)
             .instrument(span!("journal", jjj.phase = "pending"))
             .await
         {

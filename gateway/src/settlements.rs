@@ -12,7 +12,8 @@
 //! times `yyyy-MM-dd HH:mm:ss` on the Shanghai clock, absent values `null`);
 //! refusals are national answers (`infcode`, `err_msg`) with the catalogue's
 //! code and status, like every other refusal of the gateway. No personal data:
-//! the journal holds none.
+//! the journal holds none. The request's `psn_no`, which the journal keeps for
+//! the gateway's own reversals, is not shown either (nor in `ledger export`).
 
 use crate::config::Role;
 use crate::export::{json_option, json_string};

@@ -283,6 +283,112 @@ async fn a_slow_platform_gives_504_and_a_closed_one_502() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_outcome_is_reversed_by_the_gateway_naming_the_settlements_person() {
+    let world = ledger_world("reverse-person", Settings::default());
+    // Hebei commits the settlement, then the connection drops: the outcome is unknown.
+    let platform = TestClient::new(&world.scratch.path("certs"), "gateway");
+    let admin = format!("https://127.0.0.1:{}/admin/faults", world.platform_ports[2]);
+    assert_eq!(
+        platform
+            .post(&admin, b"drop_after_commit_percent = 100".to_vec())
+            .await
+            .status,
+        200
+    );
+    let psn_no = "13060000000000000077";
+    let msgid = "H11010500123202611250930150011"; // the fixture's
+    let request = with_field(
+        &fixture("2207-request.json"),
+        "\"psn_no\": \"13000000000012345678\"",
+        &format!("\"psn_no\": \"{psn_no}\""),
+    );
+    let answer = world
+        .client(BEIJING_HOSPITAL)
+        .post(&world.url(NATIONAL), request)
+        .await;
+    assert_eq!((answer.status, answer.infcode()), (504, 5040));
+
+    // The gateway reverses it by itself, and the journal says so.
+    let ledger = ledger_open(&world).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let entry = loop {
+        let entry = ledger
+            .by_msgid(BEIJING_HOSPITAL, msgid)
+            .await
+            .unwrap()
+            .expect("journalled");
+        if entry.state == ledger::State::Reversed {
+            break entry;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not reversed: {:?}",
+            entry.state
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        entry.psn_no.as_ref().map(ledger::PsnNo::as_str),
+        Some(psn_no)
+    );
+
+    // Hebei's record: the settlement was committed, then reversed by the
+    // gateway's own 2601 naming the person the settlement named.
+    let settled = sandbox_settlement(&world.scratch.path("sandbox-data"), "130000", msgid)
+        .expect("committed before the connection dropped");
+    assert_eq!(
+        settled.undone,
+        Some(contracts::statement::RowState::Reversed)
+    );
+    assert!(
+        settled
+            .undone_by
+            .as_deref()
+            .is_some_and(|by| by.starts_with("JJJGW")),
+        "{:?}",
+        settled.undone_by
+    );
+    assert_eq!(settled.request_psn_no.as_deref(), Some(psn_no));
+    assert_eq!(settled.undone_psn_no.as_deref(), Some(psn_no));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_number_the_journal_cannot_keep_is_refused_before_forwarding() {
+    let world = ledger_world("long-psn-no", Settings::default());
+    let long = "1".repeat(31);
+    let request = with_field(
+        &fixture("2207-request.json"),
+        "\"psn_no\": \"13000000000012345678\"",
+        &format!("\"psn_no\": \"{long}\""),
+    );
+    let answer = world
+        .client(BEIJING_HOSPITAL)
+        .post(&world.url(NATIONAL), request)
+        .await;
+    assert_eq!((answer.status, answer.infcode()), (400, 1012));
+    let why = answer.json()["err_msg"].as_str().unwrap().to_owned();
+    assert!(why.contains("input.data.psn_no"), "{why}");
+    assert!(!why.contains(&long), "{why}");
+    // Nothing was journalled, nothing reached the platform.
+    let ledger = ledger_open(&world).await;
+    assert_eq!(
+        ledger
+            .by_msgid(BEIJING_HOSPITAL, "H11010500123202611250930150011")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        sandbox_settlement(
+            &world.scratch.path("sandbox-data"),
+            "130000",
+            "H11010500123202611250930150011"
+        ),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_hospital_is_limited_while_another_is_served() {
     let world = World::start(
         "flood",

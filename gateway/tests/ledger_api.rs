@@ -12,6 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const FIXTURE_MSGID: &str = "H11010500123202611250930150011";
+/// The person number the 2207 fixture names.
+const FIXTURE_PSN_NO: &str = "13000000000012345678";
 const CANCEL_MSGID: &str = "H11010500123202611250930150012";
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -198,6 +200,20 @@ async fn settlements_are_shown_to_platforms_and_officers_only() {
     }
     assert!(json["resolved_at"].is_null());
     assert!(json["cancelled_by"].is_null());
+    // The journal keeps the request's person number, for the gateway's own
+    // reversals; the settlement's page does not show it.
+    let entry = ledger_open(&world)
+        .await
+        .by_msgid(BEIJING_HOSPITAL, FIXTURE_MSGID)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        entry.psn_no.as_ref().map(ledger::PsnNo::as_str),
+        Some(FIXTURE_PSN_NO)
+    );
+    assert!(json.get("psn_no").is_none(), "{json}");
+    assert!(!String::from_utf8_lossy(&answer.body).contains(FIXTURE_PSN_NO));
     // The Beijing platform: the treatment region is its own.
     let answer = world.client(BEIJING_PLATFORM).get(&path(&setl_id)).await;
     assert_eq!(answer.status, 200);

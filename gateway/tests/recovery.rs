@@ -3,12 +3,13 @@
 //! Start-up recovery of the journal with real processes: a gateway starting
 //! on a ledger it shares with (what looks like) another live gateway reverses
 //! only orphans — calls received before it started that nothing can still be
-//! forwarding — and leaves the other gateway's calls in flight alone.
+//! forwarding — and leaves the other gateway's calls in flight alone. Its
+//! 2601s name the person each reversed call named, as the journal kept it.
 
 mod harness;
 
 use harness::*;
-use ledger::{Finish, Key, Ledger, NewEntry, State};
+use ledger::{Finish, Key, Ledger, NewEntry, PsnNo, State};
 use std::time::{Duration, Instant};
 
 fn now_ms() -> i64 {
@@ -22,8 +23,15 @@ fn key(name: &str) -> Key {
     Key::new(BEIJING_HOSPITAL, format!("{BEIJING_HOSPITAL}{name}"))
 }
 
-/// Journals a pending outpatient settlement routed to Hebei, received at `received_at_ms`.
-async fn pending(ledger: &Ledger, name: &str, received_at_ms: i64) -> Key {
+/// The person number the settlements here name (not the Hebei platform's own
+/// for the fixture's patient, who is named by ID card: a platform takes the
+/// psn_no the settlement named, or its own, on a 2601).
+const PSN_NO: &str = "13060000000000000042";
+
+/// Journals a pending outpatient settlement routed to Hebei, received at
+/// `received_at_ms`, naming the person `psn_no` (`None`: journalled by a
+/// gateway before the ledger kept person numbers).
+async fn pending(ledger: &Ledger, name: &str, received_at_ms: i64, psn_no: Option<&str>) -> Key {
     let key = key(name);
     let begun = ledger
         .begin(NewEntry {
@@ -36,6 +44,7 @@ async fn pending(ledger: &Ledger, name: &str, received_at_ms: i64) -> Key {
             digest: format!("{:064x}", received_at_ms),
             original_msgid: None,
             cancels_setl_id: None,
+            psn_no: psn_no.map(|n| PsnNo::new(n).unwrap()),
             received_at_ms,
         })
         .await
@@ -93,14 +102,56 @@ async fn start_up_reverses_orphans_and_leaves_a_live_gateways_young_calls_alone(
     let orphan_ms = gateway::journal::orphan_age(&config).as_millis() as i64;
     let ledger = ledger_open(&world).await;
 
+    // The old orphan's settlement reached the Hebei platform and was
+    // committed there before its gateway died: the crash left it pending.
+    let old_msgid = key("000000000000000001").msgid;
+    let mut settlement: serde_json::Value =
+        serde_json::from_str(&fixture("2207-request.json")).unwrap();
+    settlement["msgid"] = old_msgid.as_str().into();
+    settlement["input"]["data"]["psn_no"] = PSN_NO.into();
+    let hebei = format!("https://127.0.0.1:{}{NATIONAL}", world.platform_ports[2]);
+    let platform = TestClient::new(&world.scratch.path("certs"), "gateway");
+    let settled = platform
+        .post(&hebei, serde_json::to_vec(&settlement).unwrap())
+        .await;
+    assert_eq!(
+        settled.infcode(),
+        0,
+        "{}",
+        String::from_utf8_lossy(&settled.body)
+    );
+    let data = world.scratch.path("sandbox-data");
+    let at_platform = sandbox_settlement(&data, "130000", &old_msgid).expect("committed");
+    assert_eq!(at_platform.undone, None);
+
     // What the ledger holds as the gateway starts. "Young" entries reach the
     // orphan age `young` after now: another live gateway may be forwarding them.
     let young = 8_000;
     let now = now_ms();
-    let old = pending(&ledger, "000000000000000001", now - orphan_ms - 60_000).await;
-    let answered = pending(&ledger, "000000000000000002", now - orphan_ms + young).await;
-    let abandoned = pending(&ledger, "000000000000000003", now - orphan_ms + young).await;
-    let unknown = pending(&ledger, "000000000000000004", now - 1_000).await;
+    let old = pending(
+        &ledger,
+        "000000000000000001",
+        now - orphan_ms - 60_000,
+        Some(PSN_NO),
+    )
+    .await;
+    let answered = pending(
+        &ledger,
+        "000000000000000002",
+        now - orphan_ms + young,
+        Some(PSN_NO),
+    )
+    .await;
+    let abandoned = pending(
+        &ledger,
+        "000000000000000003",
+        now - orphan_ms + young,
+        Some(PSN_NO),
+    )
+    .await;
+    // Journalled before the ledger kept person numbers: reversed with "-"
+    // (it committed nothing at the platform, which acknowledges that).
+    let unknown = pending(&ledger, "000000000000000004", now - 1_000, None).await;
     ledger
         .finish(&unknown, finish(State::Unknown, None))
         .await
@@ -113,7 +164,7 @@ async fn start_up_reverses_orphans_and_leaves_a_live_gateways_young_calls_alone(
     );
     // A call received after the start (by another replica, say): never
     // start-up recovery's, however long it stays pending.
-    let later = pending(&ledger, "000000000000000005", now_ms()).await;
+    let later = pending(&ledger, "000000000000000005", now_ms(), Some(PSN_NO)).await;
     // The other gateway answers its call in flight.
     tokio::time::sleep(Duration::from_millis(500)).await;
     ledger
@@ -156,6 +207,23 @@ async fn start_up_reverses_orphans_and_leaves_a_live_gateways_young_calls_alone(
     let (state, attempts) = state_of(&ledger, &old).await;
     assert_eq!(state, State::Reversed, "an old orphan is reversed");
     assert!(attempts >= 1);
+    // At the platform too, by the gateway's own 2601, which named the person
+    // the settlement named (the platform refuses a 2601 naming another).
+    let at_platform = sandbox_settlement(&data, "130000", &old_msgid).expect("committed");
+    assert_eq!(
+        at_platform.undone,
+        Some(contracts::statement::RowState::Reversed)
+    );
+    assert!(
+        at_platform
+            .undone_by
+            .as_deref()
+            .is_some_and(|by| by.starts_with("JJJGW")),
+        "{:?}",
+        at_platform.undone_by
+    );
+    assert_eq!(at_platform.request_psn_no.as_deref(), Some(PSN_NO));
+    assert_eq!(at_platform.undone_psn_no.as_deref(), Some(PSN_NO));
     assert_eq!(
         state_of(&ledger, &answered).await,
         (State::Done, 0),

@@ -454,20 +454,28 @@ impl Dice {
     }
 }
 
+/// The person number of the settlement fixture, which every settlement here names.
+const FIXTURE_PSN_NO: &str = "13000000000012345678";
+
 /// The checks every ledger must pass after the load, once nothing is unresolved:
 /// an acknowledged settlement is journalled done (or confirmed) with its
 /// setl_id and replays it; an unknown outcome ends reversed or confirmed; the
-/// platform agrees with the journal about every person; nothing is settled twice.
+/// platform agrees with the journal about every person; nothing is settled
+/// twice; a settlement the platform committed and the gateway reversed was
+/// reversed by a 2601 naming the settlement's person (from the Hebei
+/// platform's record in the sandbox's `data` folder).
 async fn check_ledger_against_callers(
     ledger: &Ledger,
     client: &TestClient,
     port: u16,
     sent: &[Sent],
     tag: u32,
+    data: &Path,
 ) {
     let url = gateway_url(port, NATIONAL);
     let mut problems = Vec::new();
     let mut states: HashMap<String, usize> = HashMap::new();
+    let mut reversed_at_platform = 0usize;
     for (i, s) in sent.iter().enumerate() {
         let entry = ledger.by_msgid(BEIJING_HOSPITAL, &s.msgid).await.unwrap();
         let state = entry.as_ref().map(|e| e.state);
@@ -528,6 +536,18 @@ async fn check_ledger_against_callers(
                 )),
             }
         }
+        if state == Some(State::Reversed) {
+            if let Some(settled) = sandbox_settlement(data, "130000", &s.msgid) {
+                let named = settled.undone_psn_no.as_deref();
+                reversed_at_platform += usize::from(settled.undone.is_some());
+                if settled.undone.is_some() && named != Some(FIXTURE_PSN_NO) {
+                    problems.push(format!(
+                        "{}: undone at the platform ({:?}) by a message naming another person",
+                        s.msgid, settled.undone
+                    ));
+                }
+            }
+        }
         let stands = standing(client, &url, &msgid(tag + 1, i), &s.person).await;
         if stands != expected_standing {
             problems.push(format!(
@@ -536,7 +556,9 @@ async fn check_ledger_against_callers(
             ));
         }
     }
-    eprintln!("journal states: {states:?}");
+    eprintln!(
+        "journal states: {states:?}; {reversed_at_platform} committed at the platform, then reversed by the gateway"
+    );
     assert!(
         problems.is_empty(),
         "{} problem(s):\n{}",
@@ -641,7 +663,8 @@ async fn kill_9_mid_load_loses_no_acknowledged_settlement_and_leaves_nothing_unr
     stage
         .hebei_faults("latency_ms = 0\ndrop_after_commit_percent = 0")
         .await;
-    check_ledger_against_callers(&ledger, &probe, spec.listen, &sent, TAG).await;
+    let data = stage.scratch.path("sandbox-data");
+    check_ledger_against_callers(&ledger, &probe, spec.listen, &sent, TAG, &data).await;
 }
 
 // ------------------------------------------------------- PostgreSQL helpers
@@ -996,7 +1019,8 @@ async fn two_gateways_on_one_postgres_ledger_settle_each_msgid_once_and_lose_not
         unresolved.is_empty(),
         "ready, yet unresolved: {unresolved:?}"
     );
-    check_ledger_against_callers(&ledger, &client, b.listen, &sent, TAG + 2).await;
+    let data = stage.scratch.path("sandbox-data");
+    check_ledger_against_callers(&ledger, &client, b.listen, &sent, TAG + 2, &data).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1064,7 +1088,8 @@ async fn a_replica_restarting_leaves_the_other_replicas_calls_in_flight_alone() 
     let sent = sent.lock().unwrap().clone();
     eprintln!("{}", summary(&sent));
     stage.hebei_faults("latency_ms = 0").await;
-    check_ledger_against_callers(&ledger, &client, b.listen, &sent, TAG).await;
+    let data = stage.scratch.path("sandbox-data");
+    check_ledger_against_callers(&ledger, &client, b.listen, &sent, TAG, &data).await;
 }
 
 // ------------------------------------- 3. ledger unreachable, disk full

@@ -266,11 +266,11 @@ fn cancel_request(institution: &str, info: &SetlInfo, psn_no: &str) -> (String, 
     )
 }
 
-fn reversal_request(institution: &str, omsgid: &str) -> (String, Vec<u8>) {
+fn reversal_request(institution: &str, omsgid: &str, psn_no: &str) -> (String, Vec<u8>) {
     request(
         "2601",
         institution,
-        serde_json::json!({"data": {"psn_no": "-", "omsgid": omsgid, "oinfno": "2207"}}),
+        serde_json::json!({"data": {"psn_no": psn_no, "omsgid": omsgid, "oinfno": "2207"}}),
     )
 }
 
@@ -306,7 +306,7 @@ async fn the_record_survives_a_restart_and_makes_the_statement() {
     let (c2, body) = cancel_request(HOSPITAL, &s2, &psn_no);
     let cancel = settlement_of(call(&client, &url, Infno::OutpatientSettleCancel, body).await);
     assert_eq!(cancel.medfee_sumamt, Some(yuan("-100.00")));
-    let (r3, body) = reversal_request(HOSPITAL, &m3);
+    let (r3, body) = reversal_request(HOSPITAL, &m3, &psn_no);
     call(&client, &url, Infno::Reversal, body).await;
     let (m4, s4) = settle(&client, &url, HOSPITAL, &psn_no, "200.00", true).await;
     assert_eq!(s4.act_pay_dedc, Some(yuan("200.00")));
@@ -364,7 +364,7 @@ async fn the_record_survives_a_restart_and_makes_the_statement() {
     assert!(why.contains("not made by this institution"), "{why}");
     // Reversals of what committed nothing (again; a pre-settlement; unknown) are acknowledged, no rows.
     for omsgid in [m3.as_str(), "H12010100789NOSUCHMSGID", c2.as_str()] {
-        let (_, body) = reversal_request(HOSPITAL, omsgid);
+        let (_, body) = reversal_request(HOSPITAL, omsgid, &psn_no);
         call(&client, &url, Infno::Reversal, body).await;
     }
 
@@ -578,6 +578,117 @@ async fn totals_check(client: &TestClient, url: &str, body: Vec<u8>) -> (String,
         output.stmtinfo.stmt_rslt.unwrap_or_default(),
         output.stmtinfo.stmt_rslt_dscr.unwrap_or_default(),
     )
+}
+
+/// Outpatient 2207 naming the person by ID card ([`PERSON`]) and, as the
+/// hospital's system has it, `psn_no` (which need not be the platform's own).
+fn settle_by_id_card(psn_no: &str) -> (String, Vec<u8>) {
+    request(
+        "2207",
+        HOSPITAL,
+        serde_json::json!({"data": {
+            "psn_no": psn_no,
+            "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": PERSON,
+            "med_type": "11",
+            "medfee_sumamt": "80.00",
+            "psn_setlway": "01",
+            "mdtrt_id": format!("MD{}", msgid(HOSPITAL)),
+            "insutype": "310",
+            "acct_used_flag": "0",
+            "fulamt_ownpay_amt": "0",
+            "overlmt_selfpay": "0",
+            "preselfpay_amt": "0",
+            "inscp_scp_amt": "80.00",
+        }}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reversal_must_name_the_person_of_the_settlement_it_reverses() {
+    let sandbox = Sandbox::new("sandbox-reversal-person");
+    let client = sandbox.client();
+    let url = sandbox.beijing();
+    let records = sandbox.scratch.path("records");
+    let (own, _) = lookup(&client, &url).await;
+    let his = "HIS-PSN-0001";
+    assert_ne!(own, his);
+
+    let (m1, body) = settle_by_id_card(his);
+    let s1 = settlement_of(call(&client, &url, Infno::OutpatientSettle, body).await);
+    assert!(s1.setl_id.is_some());
+    let kept = sandbox_settlement(&records, "110000", &m1).expect("recorded");
+    assert_eq!(kept.request_psn_no.as_deref(), Some(his));
+    assert_eq!(kept.psn_no.as_deref(), Some(own.as_str()));
+
+    // Without a person number, or naming someone else: refused as a platform
+    // refuses (infcode -1, err_msg), and the settlement stands.
+    let no_person = request(
+        "2601",
+        HOSPITAL,
+        serde_json::json!({"data": {"omsgid": m1, "oinfno": "2207"}}),
+    )
+    .1;
+    let empty = reversal_request(HOSPITAL, &m1, "").1;
+    for body in [no_person, empty] {
+        let answer = client.post(&url, body).await;
+        assert_eq!(
+            answer.infcode(),
+            -1,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let why = answer.json()["err_msg"].as_str().unwrap().to_owned();
+        assert!(why.contains("psn_no is missing"), "{why}");
+    }
+    for other in ["-", "HIS-PSN-0002", "11000000000000000000"] {
+        let why = refused(&client, &url, reversal_request(HOSPITAL, &m1, other).1).await;
+        assert!(why.contains("psn_no is not the person"), "{why}");
+        assert!(!why.contains(other), "the refusal quotes the number: {why}");
+    }
+    let kept = sandbox_settlement(&records, "110000", &m1).expect("recorded");
+    assert_eq!(kept.undone, None);
+
+    // Naming the person as the settlement did: reversed.
+    let (r1, body) = reversal_request(HOSPITAL, &m1, his);
+    call(&client, &url, Infno::Reversal, body).await;
+    let kept = sandbox_settlement(&records, "110000", &m1).expect("recorded");
+    assert_eq!(kept.undone, Some(RowState::Reversed));
+    assert_eq!(kept.undone_by.as_deref(), Some(r1.as_str()));
+    assert_eq!(kept.undone_psn_no.as_deref(), Some(his));
+    // Again: acknowledged, and still refused when naming someone else.
+    call(
+        &client,
+        &url,
+        Infno::Reversal,
+        reversal_request(HOSPITAL, &m1, his).1,
+    )
+    .await;
+    let why = refused(&client, &url, reversal_request(HOSPITAL, &m1, "-").1).await;
+    assert!(why.contains("psn_no is not the person"), "{why}");
+
+    // The platform's own number for the person names them too.
+    let (m2, body) = settle_by_id_card(his);
+    settlement_of(call(&client, &url, Infno::OutpatientSettle, body).await);
+    call(
+        &client,
+        &url,
+        Infno::Reversal,
+        reversal_request(HOSPITAL, &m2, &own).1,
+    )
+    .await;
+    let kept = sandbox_settlement(&records, "110000", &m2).expect("recorded");
+    assert_eq!(kept.undone, Some(RowState::Reversed));
+    assert_eq!(kept.undone_psn_no.as_deref(), Some(own.as_str()));
+
+    // A msgid that committed nothing: acknowledged, whoever is named.
+    call(
+        &client,
+        &url,
+        Infno::Reversal,
+        reversal_request(HOSPITAL, "H12010100789NOSUCHMSGID", "-").1,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

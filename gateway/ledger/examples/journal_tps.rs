@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use ledger::{Begin, Finish, Key, Ledger, Money, NewEntry, State};
+use ledger::{Begin, Finish, Key, Ledger, Money, NewEntry, PsnNo, State};
 
 struct Args {
     url: String,
@@ -63,6 +63,8 @@ fn new_entry(caller: &str, msgid: String, now_ms: i64) -> NewEntry {
         digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
         original_msgid: None,
         cancels_setl_id: None,
+        // As the gateway journals it for every settlement.
+        psn_no: PsnNo::new("11000000000012345678").ok(),
         received_at_ms: now_ms,
     }
 }

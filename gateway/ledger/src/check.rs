@@ -1,7 +1,10 @@
 //! Checks on write (what the caller hands in) and on read (what a row holds).
 
 use crate::sql::{Kind, COLUMNS, REFUSAL_COLUMNS};
-use crate::{Entry, Finish, Key, LedgerError, Money, NewEntry, RecordedRefusal, Refusal, State};
+use crate::{
+    Entry, Finish, Key, LedgerError, Money, NewEntry, PsnNo, RecordedRefusal, Refusal, State,
+    PSN_NO_MAX_CHARS,
+};
 
 /// The longest id, code or digest stored, in bytes.
 pub(crate) const MAX_TEXT: usize = 128;
@@ -35,6 +38,23 @@ fn optional_text(field: &str, value: Option<&str>) -> Result<(), LedgerError> {
     }
 }
 
+/// A person number: 1 to [`PSN_NO_MAX_CHARS`] characters (letters allowed),
+/// no control characters. The message never quotes the value.
+pub(crate) fn psn_no(value: &str) -> Result<(), LedgerError> {
+    if value.is_empty() {
+        return Err(invalid("psn_no is empty".into()));
+    }
+    if value.chars().count() > PSN_NO_MAX_CHARS {
+        return Err(invalid(format!(
+            "psn_no is longer than {PSN_NO_MAX_CHARS} characters"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid("psn_no holds a control character".into()));
+    }
+    Ok(())
+}
+
 fn is_infno(value: &str) -> bool {
     value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit())
 }
@@ -56,6 +76,10 @@ pub(crate) fn new_entry(entry: &NewEntry) -> Result<(), LedgerError> {
     }
     optional_text("original_msgid", entry.original_msgid.as_deref())?;
     optional_text("cancels_setl_id", entry.cancels_setl_id.as_deref())?;
+    if let Some(number) = &entry.psn_no {
+        // A PsnNo is checked when made; checked again like every field written.
+        psn_no(number.as_str())?;
+    }
     Ok(())
 }
 
@@ -365,6 +389,12 @@ pub(crate) fn entry(values: Vec<Raw>) -> Result<Entry, LedgerError> {
     let attempts_raw = row.required_int()?;
     let attempts =
         u32::try_from(attempts_raw).map_err(|_| row.corrupt("attempts", "is out of range"))?;
+    let psn_no = match row.optional_text()? {
+        None => None,
+        Some(text) => {
+            Some(PsnNo::new(text).map_err(|_| row.corrupt("psn_no", "is not a person number"))?)
+        }
+    };
 
     let reply = match reply_hex {
         None => None,
@@ -406,6 +436,7 @@ pub(crate) fn entry(values: Vec<Raw>) -> Result<Entry, LedgerError> {
         digest,
         original_msgid,
         cancels_setl_id,
+        psn_no,
         received_at_ms,
         state,
         setl_id,
@@ -579,7 +610,7 @@ mod tests {
                 ("infno", _) => Raw::Text(Some("2207".into())),
                 ("state", _) => Raw::Text(Some("pending".into())),
                 ("received_at_ms" | "attempts", _) => Raw::Int(Some(0)),
-                ("original_msgid" | "cancels_setl_id", _) => Raw::Text(None),
+                ("original_msgid" | "cancels_setl_id" | "psn_no", _) => Raw::Text(None),
                 (_, Kind::Text) if !name.starts_with("reply") => Raw::Text(
                     [
                         "caller",
@@ -600,5 +631,33 @@ mod tests {
         let entry = entry(values).unwrap();
         assert_eq!(entry.state, State::Pending);
         assert_eq!(entry.attempts, 0);
+        assert_eq!(entry.psn_no, None);
+    }
+
+    #[test]
+    fn person_numbers_are_checked_and_kept_out_of_debug() {
+        for good in [
+            "13000000000012345678",
+            "BJ2024A0001",
+            "京A1",
+            &"9".repeat(30),
+        ] {
+            assert_eq!(PsnNo::new(good).unwrap().as_str(), good);
+        }
+        // Thirty characters, not bytes: 30 Chinese characters are 90 bytes.
+        assert!(PsnNo::new("京".repeat(30)).is_ok());
+        for bad in ["", &"9".repeat(31), "1300\n0001", "13\u{7f}00", "\t"] {
+            assert!(
+                matches!(PsnNo::new(bad), Err(LedgerError::Invalid(_))),
+                "{:?} was accepted",
+                bad.len()
+            );
+        }
+        let number = PsnNo::new("13000000000012345678").unwrap();
+        let shown = format!("{number:?} {:?}", Some(number.clone()));
+        assert!(!shown.contains("1300"), "{shown}");
+        // The error does not quote the value either.
+        let error = PsnNo::new(format!("{}\n", "8".repeat(12))).unwrap_err();
+        assert!(!error.to_string().contains("888"), "{error}");
     }
 }

@@ -82,6 +82,16 @@
 //! ids, codes, amounts, a digest of the request and the (already stripped)
 //! bytes answered.
 //!
+//! # The person number
+//!
+//! Migration 5 adds the request's `psn_no` to the journal ([`NewEntry::psn_no`],
+//! [`Entry::psn_no`]): the platform's own, pseudonymous person number (not an
+//! ID number, not a name), which the gateway's own 2601 must carry to reverse
+//! a call whose outcome is unknown. It is a [`PsnNo`], checked when made (1 to
+//! [`PSN_NO_MAX_CHARS`] characters, no control characters) and again when
+//! read; its `Debug` does not show it, so that it stays out of logs. Rows
+//! journalled before migration 5 have none (`NULL`).
+//!
 //! # Refusals
 //!
 //! Besides the journal, an append-only `refusals` table (migration 2) keeps
@@ -129,7 +139,7 @@ pub use contracts::money::Money;
 pub use supervision::{DailyCount, Signal, SupervisionEvent};
 
 /// The schema version this build migrates to (the last migration's number).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The most commands one batch (one transaction, one commit) carries.
 pub const MAX_BATCH: usize = 512;
@@ -230,6 +240,39 @@ impl fmt::Display for Key {
     }
 }
 
+/// The longest person number ([`PsnNo`]) the ledger keeps, in characters.
+pub const PSN_NO_MAX_CHARS: usize = 30;
+
+/// A person number (`psn_no`) as the journal keeps it: the platform's own,
+/// pseudonymous number for the insured person, which a 2601 reversal names.
+/// Made only through [`PsnNo::new`], so it is always 1 to
+/// [`PSN_NO_MAX_CHARS`] characters without control characters (letters are
+/// allowed). Its `Debug` hides the value and it has no `Display`: it is not
+/// for logs, spans or metrics.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PsnNo(String);
+
+impl PsnNo {
+    /// Checks `text` and wraps it; [`LedgerError::Invalid`] when it is empty,
+    /// longer than [`PSN_NO_MAX_CHARS`] characters or holds a control character.
+    pub fn new(text: impl Into<String>) -> Result<PsnNo, LedgerError> {
+        let text = text.into();
+        check::psn_no(&text)?;
+        Ok(PsnNo(text))
+    }
+
+    /// The number, to put in a message.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PsnNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PsnNo(…)")
+    }
+}
+
 /// What is journalled before a call is forwarded (state [`State::Pending`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEntry {
@@ -251,6 +294,9 @@ pub struct NewEntry {
     pub original_msgid: Option<String>,
     /// For a cancel (2208, 2305, 2103): the `setl_id` cancelled.
     pub cancels_setl_id: Option<String>,
+    /// The person the request names (`psn_no`), when it names one: what the
+    /// gateway's own 2601 carries if it must reverse the call.
+    pub psn_no: Option<PsnNo>,
     /// When the gateway received the call, Unix milliseconds.
     pub received_at_ms: i64,
 }
@@ -315,6 +361,9 @@ pub struct Entry {
     pub original_msgid: Option<String>,
     /// For a cancel: the `setl_id` cancelled.
     pub cancels_setl_id: Option<String>,
+    /// The person the request named; `None` when it named none, or when the
+    /// entry was journalled before migration 5.
+    pub psn_no: Option<PsnNo>,
     /// When the gateway received the call, Unix milliseconds.
     pub received_at_ms: i64,
     /// The current state.

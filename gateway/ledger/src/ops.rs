@@ -219,6 +219,7 @@ pub(crate) fn insert_params(entry: &NewEntry) -> Vec<Val<'_>> {
         Val::Text(entry.original_msgid.as_deref()),
         Val::Text(entry.cancels_setl_id.as_deref()),
         Val::Int(Some(entry.received_at_ms)),
+        Val::Text(entry.psn_no.as_ref().map(crate::PsnNo::as_str)),
     ]
 }
 

@@ -38,6 +38,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0004_supervision",
         sql: include_str!("migrations/0004_supervision.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_journal_psn_no",
+        sql: include_str!("migrations/0005_journal_psn_no.sql"),
+    },
 ];
 
 pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
@@ -115,6 +120,8 @@ pub(crate) const COLUMNS: &[(&str, Kind)] = &[
     ("finished_at_ms", Kind::Int),
     ("resolved_at_ms", Kind::Int),
     ("attempts", Kind::Int),
+    // Migration 5.
+    ("psn_no", Kind::Text),
 ];
 
 /// The refusals table's columns in the order every SELECT reads them.
@@ -188,11 +195,13 @@ pub(crate) static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
     Statements {
         insert: (
             "INSERT INTO journal (caller, msgid, infno, institution, insured, treatment, region, \
-             digest, original_msgid, cancels_setl_id, received_at_ms, state, attempts) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', 0) \
+             digest, original_msgid, cancels_setl_id, received_at_ms, psn_no, state, attempts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0) \
              ON CONFLICT (caller, msgid) DO NOTHING"
                 .into(),
-            vec![Text, Text, Text, Text, Text, Text, Text, Text, Text, Text, Int],
+            vec![
+                Text, Text, Text, Text, Text, Text, Text, Text, Text, Text, Int, Text,
+            ],
         ),
         finish: (
             "UPDATE journal SET state = $3, setl_id = $4, mdtrt_id = $5, insutype = $6, \

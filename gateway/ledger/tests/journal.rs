@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{entry, finish, money, raw_exec, raw_i64, unique};
-use ledger::{Begin, Entry, Finish, Key, Ledger, LedgerError, Money, State};
+use ledger::{Begin, Entry, Finish, Key, Ledger, LedgerError, Money, PsnNo, State};
 
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
@@ -222,6 +222,8 @@ async fn round_trip_every_field(url: &str) {
     new.digest = "ABCDEF0123456789".repeat(4);
     new.original_msgid = Some("H1101012024010112000012345678".into());
     new.cancels_setl_id = Some("SETL-0001".into());
+    // Letters and a region's own characters, at the 30-character limit.
+    new.psn_no = Some(PsnNo::new(format!("BJ京A{}", "0".repeat(26))).unwrap());
     let key = new.key.clone();
     assert_eq!(ledger.begin(new.clone()).await.unwrap(), Begin::Fresh);
 
@@ -257,6 +259,7 @@ async fn round_trip_every_field(url: &str) {
         digest: new.digest,
         original_msgid: new.original_msgid,
         cancels_setl_id: new.cancels_setl_id,
+        psn_no: new.psn_no,
         received_at_ms: new.received_at_ms,
         state: State::Done,
         setl_id: done.setl_id,
@@ -296,6 +299,12 @@ async fn round_trip_every_field(url: &str) {
     assert_eq!(read.reply, Some(Vec::new()));
     assert_eq!(read.anomalies, Vec::<String>::new());
     assert_eq!(read.reply_media_type, Some(String::new()));
+
+    // A message that names no person journals none.
+    let mut nobody = entry(&caller, "nobody", 7);
+    nobody.psn_no = None;
+    ledger.begin(nobody.clone()).await.unwrap();
+    assert_eq!(get(&ledger, &nobody.key).await.psn_no, None);
 }
 
 async fn concurrent_repeats_are_idempotent(url: &str) {
@@ -648,6 +657,18 @@ async fn invalid_input_is_refused_before_writing(url: &str) {
         );
     }
     assert_eq!(ledger.get(&good.key).await.unwrap(), None);
+    // A person number is checked when it is made: it cannot reach a write unchecked.
+    for bad in [
+        String::new(),
+        "1".repeat(31),
+        "1300\n0001".into(),
+        "13\u{0}0".into(),
+    ] {
+        assert!(
+            matches!(PsnNo::new(bad), Err(LedgerError::Invalid(_))),
+            "a bad psn_no was accepted"
+        );
+    }
 
     ledger.begin(good.clone()).await.unwrap();
     let mut bad_finishes = Vec::new();
@@ -732,6 +753,14 @@ async fn corrupt_rows_are_reported(url: &str) {
         (
             "resolved-without-time",
             "UPDATE journal SET state = 'reversed' WHERE msgid = 'resolved-without-time'",
+        ),
+        (
+            "psn-no-long",
+            "UPDATE journal SET psn_no = '1234567890123456789012345678901' WHERE msgid = 'psn-no-long'",
+        ),
+        (
+            "psn-no-empty",
+            "UPDATE journal SET psn_no = '' WHERE msgid = 'psn-no-empty'",
         ),
     ];
     if url.starts_with("sqlite://") {

@@ -264,6 +264,7 @@ fn sqlite_round_trips_random_entries() {
             text_strategy(),
             any::<Option<i64>>(),
             any::<i64>(),
+            prop::option::of("[A-Za-z0-9京津冀-]{1,30}"),
         ),
         (
             money_strategy(),
@@ -283,7 +284,8 @@ fn sqlite_round_trips_random_entries() {
         .run(&strategy, |(texts, amounts, tail)| {
             runtime.block_on(async {
                 let caller = unique("R");
-                let new = entry(&caller, "m", texts.4);
+                let mut new = entry(&caller, "m", texts.4);
+                new.psn_no = texts.5.map(|text| ledger::PsnNo::new(text).unwrap());
                 ledger.begin(new.clone()).await.unwrap();
                 let written = Finish {
                     state: State::Done,
@@ -307,6 +309,7 @@ fn sqlite_round_trips_random_entries() {
                 ledger.finish(&new.key, written.clone()).await.unwrap();
                 let read = ledger.get(&new.key).await.unwrap().unwrap();
                 prop_assert_eq!(read.received_at_ms, new.received_at_ms);
+                prop_assert_eq!(&read.psn_no, &new.psn_no);
                 prop_assert_eq!(&read.setl_id, &written.setl_id);
                 prop_assert_eq!(&read.mdtrt_id, &written.mdtrt_id);
                 prop_assert_eq!(&read.med_type, &written.med_type);

@@ -27,6 +27,7 @@ use contracts::model::envelope::AnswerEnvelope;
 use contracts::model::reconciliation::{
     DetailCheck, DetailCheckOutput, DetailDifference, TotalsCheck, TotalsCheckOutput, TotalsResult,
 };
+use contracts::model::reversal::Reversal;
 use contracts::model::settlement::{SetlInfo, SettleRequest, SettlementOutput};
 use contracts::model::visit::VisitIds;
 use contracts::record::Stamp;
@@ -295,12 +296,13 @@ impl State {
             | RequestBody::InpatientSettleCancel(i)
             | RequestBody::PharmacySettleCancel(i) => {
                 let original = i.data.setl_id.clone().unwrap_or_default();
-                self.cancel(request, &original, &msgid).map(Some)
+                self.cancel(request, &original, i.data.psn_no.as_deref(), &msgid)
+                    .map(Some)
             }
             RequestBody::Reversal(i) => {
-                // Undo whatever the original msgid committed; acknowledge either way.
-                let original = i.data.omsgid.clone().unwrap_or_default();
-                self.reverse(request, &original, &msgid)
+                // Undo whatever the original msgid committed, if the 2601
+                // names its person; acknowledge when it committed nothing.
+                self.reverse(request, &i.data, &msgid)
                     .map(|()| Some(AnswerBody::empty(infno)))
             }
             RequestBody::TotalsCheck(i) => self.totals_check(request, &i.data).map(Some),
@@ -433,10 +435,13 @@ impl State {
                     infno: infno.code().to_owned(),
                     id_number: id.to_owned(),
                     psn_no: Some(person.psn_no.clone()),
+                    request_psn_no: data.psn_no.clone().filter(|p| !p.is_empty()),
                     fixmedins_code: institution.clone(),
                     delta: settlement.delta,
                     undo_answer,
                     undone: None,
+                    undone_by: None,
+                    undone_psn_no: None,
                 })?;
                 let code = |c: Option<&str>| c.map(str::to_owned);
                 tx.insert_event(&Row {
@@ -484,8 +489,15 @@ impl State {
         outcome.map_err(|e| record_failed(&e))?
     }
 
-    /// 2208, 2305, 2103: cancels a settlement in effect by its setl_id.
-    fn cancel(&self, request: &Request, original: &str, msgid: &str) -> Result<AnswerBody, String> {
+    /// 2208, 2305, 2103: cancels a settlement in effect by its setl_id
+    /// (the psn_no the cancel names is recorded with it, not checked).
+    fn cancel(
+        &self,
+        request: &Request,
+        original: &str,
+        psn_no: Option<&str>,
+        msgid: &str,
+    ) -> Result<AnswerBody, String> {
         let infno = request.infno();
         let institution = request.envelope.fixmedins_code.as_deref();
         let at = DateTime::now().truncated_to_seconds();
@@ -509,7 +521,13 @@ impl State {
                 anyhow::anyhow!("settlement {original} has no settled row in the event log")
             })?;
             tx.revert_totals(&settled.id_number, &settled.delta)?;
-            tx.mark_undone(original, RowState::Cancelled, msgid, Some(&cancel_id))?;
+            tx.mark_undone(
+                original,
+                RowState::Cancelled,
+                msgid,
+                Some(&cancel_id),
+                psn_no,
+            )?;
             tx.insert_event(&undo_row(row, msgid, at, RowState::Cancelled))?;
             output.setlinfo.setl_id = Some(cancel_id.clone());
             output.setlinfo.setl_time = Some(at);
@@ -521,10 +539,18 @@ impl State {
         Ok(body)
     }
 
-    /// 2601: undoes the settlement the message `original` committed, if it
-    /// is still in effect (and was made by the same institution, when the
-    /// reversal names one). A msgid that committed nothing changes nothing.
-    fn reverse(&self, request: &Request, original: &str, msgid: &str) -> Result<(), String> {
+    /// 2601: undoes the settlement the message `omsgid` committed, if it is
+    /// still in effect (and was made by the same institution, when the
+    /// reversal names one). Like a platform, it refuses a 2601 without a
+    /// psn_no, and one whose psn_no is not the person of the settlement it
+    /// reverses (the psn_no the settling message named, or the platform's own
+    /// for that person) — also when that settlement is already undone. A
+    /// msgid that committed nothing changes nothing.
+    fn reverse(&self, request: &Request, data: &Reversal, msgid: &str) -> Result<(), String> {
+        let Some(psn_no) = data.psn_no.as_deref().filter(|p| !p.trim().is_empty()) else {
+            return Err("缺少人员编号 / input.data.psn_no is missing".into());
+        };
+        let original = data.omsgid.as_deref().unwrap_or_default();
         let institution = request.envelope.fixmedins_code.as_deref();
         let at = DateTime::now().truncated_to_seconds();
         let written = self.record.write(|tx| {
@@ -534,17 +560,24 @@ impl State {
             let Some(settled) = tx.settlement(&setl_id)? else {
                 return Ok(Ok(()));
             };
-            if settled.undone.is_some()
-                || settled.msgid != original
+            if settled.msgid != original
                 || institution.is_some_and(|code| code != settled.fixmedins_code)
             {
+                return Ok(Ok(()));
+            }
+            if !settled.names_person(psn_no) {
+                return Ok(Err(format!(
+                    "人员编号与原交易不符 / input.data.psn_no is not the person of the settlement msgid {original} committed"
+                )));
+            }
+            if settled.undone.is_some() {
                 return Ok(Ok(()));
             }
             let row = tx.settled_row(&setl_id)?.ok_or_else(|| {
                 anyhow::anyhow!("settlement {setl_id} has no settled row in the event log")
             })?;
             tx.revert_totals(&settled.id_number, &settled.delta)?;
-            tx.mark_undone(&setl_id, RowState::Reversed, msgid, None)?;
+            tx.mark_undone(&setl_id, RowState::Reversed, msgid, None, Some(psn_no))?;
             tx.insert_event(&undo_row(row, msgid, at, RowState::Reversed))?;
             Ok(Ok::<(), String>(()))
         });

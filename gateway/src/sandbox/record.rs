@@ -6,9 +6,12 @@
 //! - `totals`: each person's year-to-date accumulators, one row per person
 //!   and year (the newest year is the one in use);
 //! - `settlements`: every committed settlement with what undoing it needs:
-//!   the person, the policy engine's `Delta`, and the answer a cancel gives
-//!   (national JSON of its `SettlementOutput`, amounts already negated);
-//!   `undone` says whether it was cancelled or reversed;
+//!   the person (the platform's psn_no for them, and the psn_no the settling
+//!   message named, which a 2601 reversing it must name too), the policy
+//!   engine's `Delta`, and the answer a cancel gives (national JSON of its
+//!   `SettlementOutput`, amounts already negated); `undone` says whether it
+//!   was cancelled or reversed, `undone_by` by which message and
+//!   `undone_psn_no` the psn_no that message named;
 //! - `msgids`: the settling message's msgid → setl_id, for 2601;
 //! - `events`: one row per settlement, cancel and reversal, with exactly the
 //!   columns of the daily statement (`contracts/statement.md`; amounts kept
@@ -32,8 +35,15 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// The schema's version, in `PRAGMA user_version`.
-const VERSION: i64 = 1;
+/// The schema's version, in `PRAGMA user_version`. Version 2 added
+/// `settlements.request_psn_no` and `settlements.undone_psn_no`.
+const VERSION: i64 = 2;
+
+/// From version 1 to 2: the psn_no the settling and the undoing messages named.
+const UPGRADE_1_TO_2: &str = "
+ALTER TABLE settlements ADD COLUMN request_psn_no TEXT;
+ALTER TABLE settlements ADD COLUMN undone_psn_no TEXT;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS people (
@@ -81,7 +91,9 @@ CREATE TABLE IF NOT EXISTS settlements (
     undo_answer           BLOB    NOT NULL,
     undone                TEXT,
     undone_by             TEXT,
-    undo_id               TEXT
+    undo_id               TEXT,
+    request_psn_no        TEXT,
+    undone_psn_no         TEXT
 );
 CREATE TABLE IF NOT EXISTS msgids (
     msgid   TEXT PRIMARY KEY,
@@ -121,7 +133,7 @@ const TOTALS_COLUMNS: &str = "year, outpatient_deductible, outpatient_inscope, o
 const SETTLEMENT_COLUMNS: &str = "setl_id, msgid, infno, id_number, psn_no, fixmedins_code, \
      delta_year, delta_care, delta_deductible, delta_inscope, delta_fund, delta_admission, \
      delta_large_amount, delta_critical_base, delta_critical, delta_civil_servant, delta_account, \
-     undo_answer, undone";
+     undo_answer, undone, request_psn_no, undone_by, undone_psn_no";
 
 /// A committed settlement as the record keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,8 +146,11 @@ pub struct Settled {
     pub infno: String,
     /// The person's ID number.
     pub id_number: String,
-    /// The person's psn_no in this region.
+    /// The person's psn_no in this region (the platform's own).
     pub psn_no: Option<String>,
+    /// The psn_no the settling message named (a settlement by ID card may
+    /// name another, or none).
+    pub request_psn_no: Option<String>,
     /// The institution that settled.
     pub fixmedins_code: String,
     /// What it added to the person's totals.
@@ -145,6 +160,20 @@ pub struct Settled {
     pub undo_answer: Vec<u8>,
     /// `None` while in effect; `Cancelled` or `Reversed` once undone.
     pub undone: Option<RowState>,
+    /// The msgid of the message that undid it.
+    pub undone_by: Option<String>,
+    /// The psn_no the message that undid it named.
+    pub undone_psn_no: Option<String>,
+}
+
+impl Settled {
+    /// Whether a message naming `psn_no` names this settlement's person: the
+    /// psn_no its settling message named, or the platform's own for the
+    /// person. A settlement that recorded neither cannot tell, and says yes.
+    pub fn names_person(&self, psn_no: &str) -> bool {
+        let known = [self.request_psn_no.as_deref(), self.psn_no.as_deref()];
+        known.iter().all(Option::is_none) || known.contains(&Some(psn_no))
+    }
 }
 
 /// One platform's record file.
@@ -189,6 +218,11 @@ impl Record {
                         "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={VERSION}; COMMIT;"
                     ))?;
                 }
+                1 => {
+                    connection.execute_batch(&format!(
+                        "BEGIN IMMEDIATE; {UPGRADE_1_TO_2} PRAGMA user_version={VERSION}; COMMIT;"
+                    ))?;
+                }
                 VERSION => {}
                 other => {
                     anyhow::bail!("schema version {other}, this sandbox knows version {VERSION}")
@@ -226,7 +260,8 @@ impl Record {
             let version: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if version != VERSION {
                 anyhow::bail!(
-                    "not a sandbox record of version {VERSION} (user_version is {version})"
+                    "not a sandbox record of version {VERSION} (user_version is {version}; \
+                     a record of an earlier version is upgraded when the sandbox starts on it)"
                 );
             }
             Ok(())
@@ -437,7 +472,8 @@ impl Tx<'_> {
         self.0.execute(
             &format!(
                 "INSERT INTO settlements ({SETTLEMENT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+                 ?20, ?21, ?22)"
             ),
             params![
                 s.setl_id,
@@ -459,6 +495,9 @@ impl Tx<'_> {
                 fen(d.account),
                 s.undo_answer,
                 s.undone.map(RowState::as_str),
+                s.request_psn_no,
+                s.undone_by,
+                s.undone_psn_no,
             ],
         )?;
         self.0.execute(
@@ -499,6 +538,11 @@ impl Tx<'_> {
                         ),
                         r.get::<_, Vec<u8>>(17)?,
                         r.get::<_, Option<String>>(18)?,
+                        (
+                            r.get::<_, Option<String>>(19)?,
+                            r.get::<_, Option<String>>(20)?,
+                            r.get::<_, Option<String>>(21)?,
+                        ),
                     ))
                 },
             )
@@ -508,6 +552,7 @@ impl Tx<'_> {
             (year, care, admission, a),
             undo_answer,
             undone,
+            (request_psn_no, undone_by, undone_psn_no),
         )) = found
         else {
             return Ok(None);
@@ -532,10 +577,13 @@ impl Tx<'_> {
             infno,
             id_number,
             psn_no,
+            request_psn_no,
             fixmedins_code,
             delta,
             undo_answer,
             undone: undone.as_deref().map(state_of).transpose()?,
+            undone_by,
+            undone_psn_no,
         }))
     }
 
@@ -551,18 +599,20 @@ impl Tx<'_> {
             .optional()?)
     }
 
-    /// Marks a settlement undone by message `by`; `undo_id` is the id the
-    /// cancel's answer carries, if any.
+    /// Marks a settlement undone by message `by`, which named `psn_no`;
+    /// `undo_id` is the id the cancel's answer carries, if any.
     pub fn mark_undone(
         &self,
         setl_id: &str,
         how: RowState,
         by: &str,
         undo_id: Option<&str>,
+        psn_no: Option<&str>,
     ) -> anyhow::Result<()> {
         self.0.execute(
-            "UPDATE settlements SET undone = ?2, undone_by = ?3, undo_id = ?4 WHERE setl_id = ?1",
-            params![setl_id, how.as_str(), by, undo_id],
+            "UPDATE settlements SET undone = ?2, undone_by = ?3, undo_id = ?4, undone_psn_no = ?5 \
+             WHERE setl_id = ?1",
+            params![setl_id, how.as_str(), by, undo_id, psn_no],
         )?;
         Ok(())
     }
@@ -686,6 +736,96 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    fn settlement(setl_id: &str, request_psn_no: Option<&str>) -> Settled {
+        let zero = Money::ZERO;
+        Settled {
+            setl_id: setl_id.into(),
+            msgid: format!("M{setl_id}"),
+            infno: "2207".into(),
+            id_number: "110105198001010016".into(),
+            psn_no: Some("11000012345678901234".into()),
+            request_psn_no: request_psn_no.map(str::to_owned),
+            fixmedins_code: "H12010100789".into(),
+            delta: Delta {
+                year: 2026,
+                care: Care::Outpatient,
+                deductible: zero,
+                inscope: zero,
+                fund: zero,
+                admission: false,
+                large_amount: zero,
+                critical_base: zero,
+                critical: zero,
+                civil_servant: zero,
+                account: zero,
+            },
+            undo_answer: b"{}".to_vec(),
+            undone: None,
+            undone_by: None,
+            undone_psn_no: None,
+        }
+    }
+
+    #[test]
+    fn a_settlement_keeps_who_settled_and_who_undid_it() {
+        let dir = std::env::temp_dir().join(format!("jjj-record-psn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let admdvs = Admdvs::parse("110000").unwrap();
+        let record = Record::open(&dir, admdvs).unwrap();
+        let written = record.write(|tx| {
+            tx.insert_settlement(&settlement("S1", Some("P-REQUEST")))?;
+            tx.mark_undone("S1", RowState::Reversed, "R1", None, Some("P-REQUEST"))?;
+            Ok(Ok::<_, ()>(()))
+        });
+        written.unwrap().unwrap();
+        let read = record.read(|tx| tx.settlement("S1")).unwrap().unwrap();
+        assert_eq!(read.request_psn_no.as_deref(), Some("P-REQUEST"));
+        assert_eq!(read.undone, Some(RowState::Reversed));
+        assert_eq!(read.undone_by.as_deref(), Some("R1"));
+        assert_eq!(read.undone_psn_no.as_deref(), Some("P-REQUEST"));
+        // Either number names the person; nothing else does.
+        assert!(read.names_person("P-REQUEST"));
+        assert!(read.names_person("11000012345678901234"));
+        assert!(!read.names_person("-"));
+        drop(record);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_version_1_record_is_upgraded_and_its_settlements_stay_readable() {
+        let dir = std::env::temp_dir().join(format!("jjj-record-v1-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let admdvs = Admdvs::parse("110000").unwrap();
+        // A record as version 1 left it: no psn_no of the messages.
+        let record = Record::open(&dir, admdvs).unwrap();
+        let written = record.write(|tx| {
+            tx.insert_settlement(&settlement("S1", None))?;
+            Ok(Ok::<_, ()>(()))
+        });
+        written.unwrap().unwrap();
+        drop(record);
+        let connection = Connection::open(path_for(&dir, admdvs)).unwrap();
+        connection
+            .execute_batch(
+                "ALTER TABLE settlements DROP COLUMN request_psn_no; \
+                 ALTER TABLE settlements DROP COLUMN undone_psn_no; PRAGMA user_version=1;",
+            )
+            .unwrap();
+        drop(connection);
+        assert!(Record::open_existing(&dir, admdvs).is_err());
+
+        let record = Record::open(&dir, admdvs).unwrap();
+        let read = record.read(|tx| tx.settlement("S1")).unwrap().unwrap();
+        assert_eq!(read.request_psn_no, None);
+        assert_eq!(read.undone_psn_no, None);
+        // Only the platform's own number names the person of such a settlement.
+        assert!(read.names_person("11000012345678901234"));
+        assert!(!read.names_person("-"));
+        drop(record);
+        assert!(Record::open_existing(&dir, admdvs).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn serial_is_the_last_ten_digits() {

@@ -430,3 +430,23 @@ pub async fn ledger_open(world: &World) -> ledger::Ledger {
         .await
         .expect("open the gateway's ledger")
 }
+
+/// The settlement that the settling message `msgid` committed at platform
+/// `admdvs`, as that platform's record keeps it (read while the sandbox
+/// runs), from the sandbox whose data folder is `data` (`sandbox-data` in
+/// the scratch folder of [`World::start`]).
+pub fn sandbox_settlement(
+    data: &Path,
+    admdvs: &str,
+    msgid: &str,
+) -> Option<gateway::sandbox::record::Settled> {
+    let admdvs = contracts::Admdvs::parse(admdvs).expect("a region code");
+    let record =
+        gateway::sandbox::record::Record::open_existing(data, admdvs).expect("the sandbox record");
+    record
+        .read(|tx| match tx.setl_id_of_msgid(msgid)? {
+            Some(setl_id) => tx.settlement(&setl_id),
+            None => Ok(None),
+        })
+        .expect("read the sandbox record")
+}

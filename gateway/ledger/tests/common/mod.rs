@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ledger::{Finish, Key, Money, NewEntry, State};
+use ledger::{Finish, Key, Money, NewEntry, PsnNo, State};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
@@ -187,6 +187,7 @@ pub fn entry(caller: &str, msgid: &str, received_at_ms: i64) -> NewEntry {
         digest: "0a1b2c3d".into(),
         original_msgid: None,
         cancels_setl_id: None,
+        psn_no: Some(PsnNo::new("11000000000012345678").unwrap()),
         received_at_ms,
     }
 }

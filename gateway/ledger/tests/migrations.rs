@@ -1,0 +1,178 @@
+//! Upgrading a ledger written by an earlier build, on both backends: a
+//! database at schema version 4 (as the build before the journal kept the
+//! person number left it) is migrated to the current version when opened;
+//! its rows stay readable, without a `psn_no`, and new rows keep theirs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{entry, finish, raw_exec, raw_i64, unique};
+use ledger::{Begin, Key, Ledger, PsnNo, State};
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::common::SqliteDb::new();
+                    // The earlier build made the file; its folder exists.
+                    let path = db.url.strip_prefix("sqlite://").unwrap();
+                    std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+                    super::$name(&db.url).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(schema) = super::common::PgSchema::create().await else {
+                        return;
+                    };
+                    super::$name(&schema.url).await;
+                }
+            )*
+        }
+    };
+}
+
+both!(a_version_4_database_is_migrated_and_its_rows_stay_valid);
+
+/// The migrations of schema version 4, as that build shipped them.
+const VERSION_4: [(i64, &str, &str); 4] = [
+    (
+        1,
+        "0001_journal",
+        include_str!("../src/migrations/0001_journal.sql"),
+    ),
+    (
+        2,
+        "0002_refusals",
+        include_str!("../src/migrations/0002_refusals.sql"),
+    ),
+    (
+        3,
+        "0003_clearing",
+        include_str!("../src/migrations/0003_clearing.sql"),
+    ),
+    (
+        4,
+        "0004_supervision",
+        include_str!("../src/migrations/0004_supervision.sql"),
+    ),
+];
+
+/// Makes the database at `url` what a version-4 build left: its tables, its
+/// `schema_migrations`, a pending row and an unknown one (no `psn_no` column).
+async fn version_4_database(url: &str, caller: &str) {
+    raw_exec(
+        url,
+        "CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, \
+         name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
+    )
+    .await;
+    for (version, name, sql) in VERSION_4 {
+        raw_exec(url, sql).await;
+        raw_exec(
+            url,
+            &format!(
+                "INSERT INTO schema_migrations (version, name, applied_at_ms) \
+                 VALUES ({version}, '{name}', 1)"
+            ),
+        )
+        .await;
+    }
+    raw_exec(
+        url,
+        &format!(
+            "INSERT INTO journal (caller, msgid, infno, institution, insured, treatment, region, \
+             digest, received_at_ms, state, attempts) VALUES \
+             ('{caller}', 'old-pending', '2207', '{caller}', '130600', '110105', '130000', \
+              'ab', 10, 'pending', 0); \
+             INSERT INTO journal (caller, msgid, infno, institution, insured, treatment, region, \
+             digest, received_at_ms, state, error_code, anomalies, reply_status, \
+             reply_media_type, reply_hex, finished_at_ms, attempts) VALUES \
+             ('{caller}', 'old-unknown', '2304', '{caller}', '130600', '110105', '130000', \
+              'cd', 20, 'unknown', 5040, '', 504, 'application/json', '7b7d', 21, 2)"
+        ),
+    )
+    .await;
+}
+
+async fn a_version_4_database_is_migrated_and_its_rows_stay_valid(url: &str) {
+    let caller = unique("H");
+    version_4_database(url, &caller).await;
+    assert_eq!(
+        raw_i64(url, "SELECT max(version) FROM schema_migrations").await,
+        4
+    );
+
+    let ledger = Ledger::open(url).await.unwrap();
+    assert_eq!(
+        raw_i64(url, "SELECT max(version) FROM schema_migrations").await,
+        ledger::SCHEMA_VERSION
+    );
+    assert_eq!(ledger::SCHEMA_VERSION, 5);
+    assert_eq!(
+        raw_i64(url, "SELECT count(*) FROM journal WHERE psn_no IS NULL").await,
+        2,
+        "the rows of version 4 have no psn_no"
+    );
+
+    // The old rows read back, without a person number; recovery still finds them.
+    let unresolved = ledger.unresolved().await.unwrap();
+    let old: Vec<(&str, State, bool)> = unresolved
+        .iter()
+        .filter(|e| e.key.caller == caller)
+        .map(|e| (e.key.msgid.as_str(), e.state, e.psn_no.is_none()))
+        .collect();
+    assert_eq!(
+        old,
+        [
+            ("old-pending", State::Pending, true),
+            ("old-unknown", State::Unknown, true)
+        ]
+    );
+    let unknown = ledger
+        .get(&Key::new(caller.clone(), "old-unknown"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unknown.attempts, 2);
+    assert_eq!(unknown.reply.as_deref(), Some(b"{}".as_slice()));
+    // And they go on through their lifecycle.
+    let pending = Key::new(caller.clone(), "old-pending");
+    ledger
+        .finish(&pending, finish(State::Done, 30))
+        .await
+        .unwrap();
+    ledger
+        .resolve(&unknown.key, State::Reversed, 40)
+        .await
+        .unwrap();
+    assert_eq!(ledger.get(&pending).await.unwrap().unwrap().psn_no, None);
+
+    // A new row keeps its person number.
+    let mut new = entry(&caller, "new", 50);
+    new.psn_no = Some(PsnNo::new("13000000000012345678").unwrap());
+    assert_eq!(ledger.begin(new.clone()).await.unwrap(), Begin::Fresh);
+    let read = ledger.get(&new.key).await.unwrap().unwrap();
+    assert_eq!(read.psn_no, new.psn_no);
+    assert_eq!(
+        read.psn_no.as_ref().map(PsnNo::as_str),
+        Some("13000000000012345678")
+    );
+    drop(ledger);
+
+    // Opening again migrates nothing more.
+    let again = Ledger::open(url).await.unwrap();
+    assert_eq!(
+        raw_i64(url, "SELECT count(*) FROM schema_migrations").await,
+        ledger::SCHEMA_VERSION
+    );
+    assert_eq!(
+        again.get(&new.key).await.unwrap().unwrap().psn_no,
+        new.psn_no
+    );
+}
