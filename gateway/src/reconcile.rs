@@ -1303,20 +1303,9 @@ impl Strays {
                         .1
                         .add(&statement.as_ref())?;
                 }
-                let fields = differences(&gateway, &statement);
-                if fields.is_empty() {
+                if compare(outcome, code, gateway, statement) {
                     outcome.late_matched += 1;
-                    continue;
                 }
-                outcome.note(Discrepancy {
-                    class: class_of(&fields),
-                    region: code,
-                    side: None,
-                    gateway: Some(gateway),
-                    statement: Some(statement),
-                    fields,
-                    late_of: None,
-                });
             }
         }
         Ok(())
@@ -1434,21 +1423,28 @@ fn compare_deferred<G: GatewaySource>(
     deferred.sort_unstable_by_key(|(offset, _)| *offset);
     for (offset, statement) in deferred.drain(..) {
         let gateway = rereader.read(offset)?;
-        let fields = differences(&gateway, &statement);
-        if fields.is_empty() {
-            continue;
-        }
-        outcome.note(Discrepancy {
-            class: class_of(&fields),
-            region,
-            side: None,
-            gateway: Some(gateway),
-            statement: Some(statement),
-            fields,
-            late_of: None,
-        });
+        compare(outcome, region, gateway, statement);
     }
     Ok(())
+}
+
+/// Compares the two sides' rows of one key field by field and notes what
+/// differs; whether they agree.
+fn compare(outcome: &mut Outcome, region: Admdvs, gateway: Row, statement: Row) -> bool {
+    let fields = differences(&gateway, &statement);
+    if fields.is_empty() {
+        return true;
+    }
+    outcome.note(Discrepancy {
+        class: class_of(&fields),
+        region,
+        side: None,
+        gateway: Some(gateway),
+        statement: Some(statement),
+        fields,
+        late_of: None,
+    });
+    false
 }
 
 /// Reads single gateway rows back by offset.
