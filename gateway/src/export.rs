@@ -925,37 +925,22 @@ mod tests {
             Date::from_ymd(2026, 11, 27).unwrap(),
             Date::from_ymd(2026, 11, 28).unwrap(),
         );
+        // A row of 09:00 on the 26th, by when it came.
+        let day_of =
+            |closed: &HashMap<Date, i64>, came: i64| row_day(at(26, 9, 0, 0), came, closed);
         let mut closed = HashMap::new();
-        assert_eq!(
-            row_day(at(26, 9, 0, 0), at(28, 1, 0, 0), &closed),
-            Some(d26)
-        );
+        assert_eq!(day_of(&closed, at(28, 1, 0, 0)), Some(d26));
         closed.insert(d26, at(27, 2, 0, 0));
         // Came before the close: its own day.
-        assert_eq!(
-            row_day(at(26, 9, 0, 0), at(27, 1, 0, 0), &closed),
-            Some(d26)
-        );
+        assert_eq!(day_of(&closed, at(27, 1, 0, 0)), Some(d26));
         // Came after: the day it came on, or the next open one.
-        assert_eq!(
-            row_day(at(26, 9, 0, 0), at(27, 3, 0, 0), &closed),
-            Some(d27)
-        );
-        assert_eq!(
-            row_day(at(26, 9, 0, 0), at(28, 1, 0, 0), &closed),
-            Some(d28)
-        );
+        assert_eq!(day_of(&closed, at(27, 3, 0, 0)), Some(d27));
+        assert_eq!(day_of(&closed, at(28, 1, 0, 0)), Some(d28));
         // The 27th closed early, at 23:00 that day: a row of the 26th coming
         // at 23:30 on the 27th goes to the 28th.
         closed.insert(d27, at(27, 23, 0, 0));
-        assert_eq!(
-            row_day(at(26, 9, 0, 0), at(27, 23, 30, 0), &closed),
-            Some(d28)
-        );
-        assert_eq!(
-            row_day(at(26, 9, 0, 0), at(27, 22, 0, 0), &closed),
-            Some(d27)
-        );
+        assert_eq!(day_of(&closed, at(27, 23, 30, 0)), Some(d28));
+        assert_eq!(day_of(&closed, at(27, 22, 0, 0)), Some(d27));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
