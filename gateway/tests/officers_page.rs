@@ -1171,8 +1171,27 @@ fn officers_close_the_day_on_the_page_and_platforms_cannot() {
         "the banner {banner} does not show the gateway's message {why:?}"
     );
 
-    // A day without signals: the empty state.
+    // A settlement after the close is late: the next open day carries it,
+    // and its page says so.
+    assert!(
+        !browser.displayed("#late"),
+        "a day without late rows shows the late rows"
+    );
+    let late = String::from_utf8(tianjin_settles_a_beijing_patient())
+        .unwrap()
+        .replacen("202611250930150011\"", "202611250930150012\"", 1);
+    settle(TIANJIN_HOSPITAL, late.into_bytes());
+    let next = contracts::Date::parse(&day).unwrap().next().unwrap();
     browser.command("POST", "/window", Some(json!({ "handle": first })));
+    browser.goto(&world.url(&format!("/clearing/?date={next}")));
+    let shown_late = browser.wait(
+        "the next day to show its late row",
+        "var l = document.querySelector('#late'); return l && !l.hidden && \
+         document.querySelector('#late-rows').textContent;",
+    );
+    assert_eq!(shown_late, "1");
+
+    // A day without signals: the empty state.
     browser.goto(&world.url("/clearing/?date=2020-01-01"));
     browser.wait(
         "the empty state of a day without signals",

@@ -373,6 +373,9 @@
 
   function renderSources(sources) {
     $('#gateway-rows').textContent = text(sources.gateway_rows);
+    $('#late').hidden = !sources.late_rows;
+    $('#late-rows').textContent = text(sources.late_rows);
+    $('#late-matched').textContent = text(sources.late_matched);
     var body = $('#sources tbody');
     clear(body);
     var rows = [];
