@@ -11,8 +11,11 @@
 //! `deploy/gateway.example.toml`; 2 million people, 3,000 institutions;
 //! outpatient 60%, pharmacy 30% (one to three drugs), inpatient 10% (an
 //! admission, then a settlement and a discharge). Prints, per simulated day,
-//! the per-settlement time (p50, p99, p99.9), the facts the windows hold and
-//! the process's resident memory.
+//! the per-settlement time (p50, p99, p99.9, the slowest), the facts and the
+//! settlements the windows hold, the process's resident memory and that memory
+//! per settlement held, and the slowest prune (not in the per-settlement time;
+//! the background task holds the windows' lock while it prunes); at the end,
+//! the windows' bytes by structure.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::float_arithmetic)] // latency statistics in microseconds, not money
@@ -25,7 +28,7 @@ use std::time::Instant;
 
 const DAY_MS: i64 = 86_400_000;
 
-fn rss_mib() -> u64 {
+fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {
@@ -33,7 +36,7 @@ fn rss_mib() -> u64 {
                 .nth(1)
                 .and_then(|p| p.parse::<u64>().ok())
         })
-        .map_or(0, |pages| pages * 4096 / (1 << 20))
+        .map_or(0, |pages| pages * 4096)
 }
 
 fn main() {
@@ -56,11 +59,14 @@ fn main() {
     };
     let start_ms: i64 = 1_764_000_000_000;
     let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
-    println!("day  settlements  p50 µs  p99 µs  p99.9 µs  signals  facts held  RSS MiB");
+    println!(
+        "day  settlements  p50 µs  p99 µs  p99.9 µs  max ms  signals  facts held  settlements held  RSS MiB  RSS B/settlement  prune ms"
+    );
     let mut signals = 0usize;
     let mut serial = 0u64;
     for day in 0..days {
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        let mut prune_max = std::time::Duration::ZERO;
         let day_start = start_ms + day * DAY_MS;
         let step = DAY_MS / i64::try_from(per_day).unwrap();
         for n in 0..per_day {
@@ -143,21 +149,30 @@ fn main() {
             total.record(ns.max(1)).unwrap();
             // The task prunes every minute; here every simulated hour.
             if n % (per_day / 24).max(1) == 0 {
+                let began = Instant::now();
                 supervision.prune(at_ms);
+                prune_max = prune_max.max(began.elapsed());
             }
         }
+        let began = Instant::now();
         supervision.prune(day_start + DAY_MS);
+        prune_max = prune_max.max(began.elapsed());
         let us = |q: f64| hist.value_at_quantile(q) as f64 / 1_000.0;
+        let (held, rss) = (supervision.settlements_held(), rss_bytes());
         println!(
-            "{:>3}  {:>11}  {:>6.1}  {:>6.1}  {:>8.1}  {:>7}  {:>10}  {:>7}",
+            "{:>3}  {:>11}  {:>6.1}  {:>6.1}  {:>8.1}  {:>6.1}  {:>7}  {:>10}  {:>16}  {:>7}  {:>16}  {:>8.1}",
             day + 1,
             per_day,
             us(0.5),
             us(0.99),
             us(0.999),
+            hist.max() as f64 / 1e6,
             signals,
             supervision.remembered(),
-            rss_mib()
+            held,
+            rss >> 20,
+            rss / u64::try_from(held.max(1)).unwrap(),
+            prune_max.as_secs_f64() * 1e3
         );
     }
     let us = |q: f64| total.value_at_quantile(q) as f64 / 1_000.0;
@@ -168,5 +183,22 @@ fn main() {
         us(0.99),
         us(0.999),
         2_000.0 * total.mean() / 1e9 * 100.0
+    );
+    let held = supervision.settlements_held().max(1);
+    println!("the windows' bytes by structure (as allocated, without the allocator's overhead):");
+    let mut sum = 0;
+    for (structure, bytes) in supervision.footprint() {
+        sum += bytes;
+        println!(
+            "  {structure:<20} {:>8} MiB  {:>5} B/settlement",
+            bytes >> 20,
+            bytes / held
+        );
+    }
+    println!(
+        "  {:<20} {:>8} MiB  {:>5} B/settlement",
+        "all",
+        sum >> 20,
+        sum / held
     );
 }

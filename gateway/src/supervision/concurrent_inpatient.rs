@@ -13,15 +13,14 @@ use crate::supervision::{at, window_text, Finding};
 /// The finding for `admission`, if the person is in a stay elsewhere.
 pub fn check(rule: &Rule, windows: &Windows, admission: &Admission) -> Option<Finding> {
     let window = i64::try_from(rule.window.as_millis()).unwrap_or(i64::MAX);
+    let msgid = windows.digest(&admission.msgid);
     let stays: Vec<_> = windows
-        .person(&admission.person)?
-        .stays
-        .iter()
+        .stays_of(&admission.person)
         .filter(|s| {
-            s.institution != admission.institution
-                && s.msgid != admission.msgid
-                && admission.at_ms - s.at_ms <= window
-                && s.end_ms.is_none_or(|end| end > admission.begin_ms)
+            s.institution() != admission.institution
+                && s.msgid() != msgid
+                && admission.at_ms - s.at_ms() <= window
+                && s.end_ms().is_none_or(|end| end > admission.begin_ms)
         })
         .collect();
     let first = stays.first()?;
@@ -35,19 +34,19 @@ pub fn check(rule: &Rule, windows: &Windows, admission: &Admission) -> Option<Fi
     finding.region(&admission.treatment);
     finding.mdtrt(admission.mdtrt_id.as_deref());
     for stay in &stays {
-        finding.institution(&stay.institution);
-        finding.region(&stay.insured);
-        finding.region(&stay.treatment);
-        finding.mdtrt(stay.mdtrt_id.as_deref());
+        finding.institution(stay.institution());
+        finding.region(stay.insured());
+        finding.region(stay.treatment());
+        finding.mdtrt(stay.mdtrt_id());
     }
     finding.detail = format!(
         "admitted at {} ({}) at {} while in a stay at {} ({}) since {}, not discharged then (window {})",
         admission.institution,
         admission.treatment,
         at(admission.begin_ms),
-        first.institution,
-        first.treatment,
-        at(first.begin_ms),
+        first.institution(),
+        first.treatment(),
+        at(first.begin_ms()),
         window_text(rule.window),
     );
     Some(finding)

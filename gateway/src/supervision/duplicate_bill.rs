@@ -8,21 +8,20 @@
 
 use crate::config::Rule;
 use crate::supervision::facts::Settlement;
+use crate::supervision::held::HeldSettlement;
 use crate::supervision::windows::Windows;
 use crate::supervision::{window_text, Finding};
 
 /// The finding for `settlement`, if it repeats an earlier one.
 pub fn check(rule: &Rule, windows: &Windows, settlement: &Settlement) -> Option<Finding> {
     let window = i64::try_from(rule.window.as_millis()).unwrap_or(i64::MAX);
-    let within = |earlier: &Settlement| {
-        earlier.msgid != settlement.msgid && settlement.at_ms - earlier.at_ms <= window
+    let msgid = windows.digest(&settlement.msgid);
+    let within = |earlier: &HeldSettlement| {
+        earlier.msgid() != msgid && settlement.at_ms - earlier.at_ms() <= window
     };
     if let Some(invono) = &settlement.invono {
-        let key = (settlement.institution.clone(), invono.clone());
         if let Some(earlier) = windows
-            .invoices
-            .get(&key)
-            .map(|i| &i.settlement)
+            .invoice(&settlement.institution, invono)
             .filter(|e| within(e))
         {
             let mut finding = Finding::of_settlements(rule, settlement, &[earlier]);
@@ -34,18 +33,17 @@ pub fn check(rule: &Rule, windows: &Windows, settlement: &Settlement) -> Option<
             return Some(finding);
         }
     }
+    let bill = settlement.bill.as_deref().map(|b| windows.digest(b));
     let earlier = windows
-        .person(&settlement.person)?
-        .settlements
-        .iter()
-        .rev()
-        .find(|e| {
+        .settlements_of(&settlement.person)?
+        .filter(|e| {
             within(e)
-                && e.institution == settlement.institution
-                && e.kind == settlement.kind
-                && e.amount == settlement.amount
-                && e.bill == settlement.bill
-        })?;
+                && e.institution() == settlement.institution
+                && e.kind() == settlement.kind
+                && e.amount() == settlement.amount
+                && e.bill() == bill
+        })
+        .last()?;
     let mut finding = Finding::of_settlements(rule, settlement, &[earlier]);
     finding.detail = format!(
         "the same {} bill ({} yuan{}) settled twice at {} within {}",

@@ -7,6 +7,7 @@
 
 use crate::config::Rule;
 use crate::supervision::facts::{SettleKind, Settlement};
+use crate::supervision::held::HeldSettlement;
 use crate::supervision::windows::Windows;
 use crate::supervision::{window_text, Finding};
 
@@ -16,14 +17,13 @@ pub fn check(rule: &Rule, windows: &Windows, settlement: &Settlement) -> Option<
         return None;
     }
     let window = i64::try_from(rule.window.as_millis()).unwrap_or(i64::MAX);
-    let earlier: Vec<&Settlement> = windows
-        .person(&settlement.person)?
-        .settlements
-        .iter()
+    let msgid = windows.digest(&settlement.msgid);
+    let earlier: Vec<HeldSettlement> = windows
+        .settlements_of(&settlement.person)?
         .filter(|e| {
-            e.kind == SettleKind::Outpatient
-                && e.msgid != settlement.msgid
-                && settlement.at_ms - e.at_ms < window
+            e.kind() == SettleKind::Outpatient
+                && e.msgid() != msgid
+                && settlement.at_ms - e.at_ms() < window
         })
         .collect();
     let count = earlier.len() + 1;
@@ -32,7 +32,7 @@ pub fn check(rule: &Rule, windows: &Windows, settlement: &Settlement) -> Option<
     }
     let regions: std::collections::BTreeSet<&str> = earlier
         .iter()
-        .map(|e| e.treatment.as_str())
+        .map(|e| e.treatment())
         .chain([settlement.treatment.as_str()])
         .collect();
     let mut finding = Finding::of_settlements(rule, settlement, &earlier);

@@ -25,27 +25,40 @@
 //! not to the ledger, the logs, the API or the exports. Officers of the
 //! insured region resolve the key through their own platform.
 //!
-//! **State is bounded**: the windows forget what is older than the longest
-//! window (a prune every minute), and the ledger's `supervision_events`
-//! table is pruned alike. **It survives a restart**: at start the windows
-//! are rebuilt from `supervision_events` and the institutions' daily counts
+//! **State is bounded and compact**: the windows forget what is older than
+//! the longest window (a prune every minute), and the ledger's
+//! `supervision_events` table is pruned alike. A settlement held is one
+//! record in a slab ([`held`], [`slab`]): its codes interned ([`codes`]),
+//! the person's key as 32 bytes and the ids only compared as digests
+//! ([`keys`]), named by its `u32` id in its person's chain and in the
+//! indexes ([`index`]) — about 230 bytes per settlement held in all, so a
+//! month at national scale fits in a few GiB (BENCHMARKS.md).
+//!
+//! **It survives a restart**: at start the windows are rebuilt from
+//! `supervision_events` and the institutions' daily counts
 //! (`supervision_daily`). Fee lines uploaded for a visit wait for its
 //! settlement in memory only (a day at most).
 
 pub mod api;
+pub mod codes;
 pub mod command;
 pub mod concurrent_inpatient;
 pub mod duplicate_bill;
 pub mod facts;
 pub mod frequency;
+pub mod held;
+pub mod index;
 pub mod institution_surge;
+pub mod keys;
 pub mod pharmacy_quantity;
+pub mod slab;
 pub mod windows;
 
 use crate::config::{Mode, Rule, RuleName};
 use crate::state::Gateway;
 use contracts::{Answer, DateTime, ErrorCode, Money, Refusal, Request, RequestBody};
 use facts::{Fact, SettleKind, Settlement};
+use held::HeldSettlement;
 use sha2::Digest;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,7 +146,7 @@ impl Finding {
     pub fn of_settlements(
         rule: &Rule,
         settlement: &Settlement,
-        earlier: &[&Settlement],
+        earlier: &[HeldSettlement<'_>],
     ) -> Finding {
         let mut finding = Finding::new(
             rule,
@@ -141,19 +154,45 @@ impl Finding {
             &settlement.institution,
             &settlement.msgid,
         );
-        for s in earlier.iter().copied().chain([settlement]) {
-            finding.institution(&s.institution);
-            finding.region(&s.insured);
-            finding.region(&s.treatment);
-            finding.mdtrt(s.mdtrt_id.as_deref());
-            if let Some(setl_id) = &s.setl_id {
-                if !finding.setl_ids.contains(setl_id) {
-                    finding.setl_ids.push(setl_id.clone());
-                }
-            }
-            finding.amounts.push(s.amount);
+        for e in earlier {
+            finding.settlement(
+                e.institution(),
+                [e.insured(), e.treatment()],
+                e.mdtrt_id(),
+                e.setl_id(),
+                e.amount(),
+            );
         }
+        finding.settlement(
+            &settlement.institution,
+            [&settlement.insured, &settlement.treatment],
+            settlement.mdtrt_id.as_deref(),
+            settlement.setl_id.as_deref(),
+            settlement.amount,
+        );
         finding
+    }
+
+    /// Adds a settlement: its institution, regions, visit, id and amount.
+    fn settlement(
+        &mut self,
+        institution: &str,
+        regions: [&str; 2],
+        mdtrt_id: Option<&str>,
+        setl_id: Option<&str>,
+        amount: Money,
+    ) {
+        self.institution(institution);
+        for region in regions {
+            self.region(region);
+        }
+        self.mdtrt(mdtrt_id);
+        if let Some(setl_id) = setl_id {
+            if !self.setl_ids.iter().any(|s| s == setl_id) {
+                self.setl_ids.push(setl_id.to_owned());
+            }
+        }
+        self.amounts.push(amount);
     }
 
     /// Adds a region.
@@ -312,6 +351,16 @@ impl Supervision {
     /// How many facts the windows hold now (flat over time: see [`Windows::prune`]).
     pub fn remembered(&self) -> usize {
         self.windows().size()
+    }
+
+    /// How many settlements the windows hold now.
+    pub fn settlements_held(&self) -> usize {
+        self.windows().settlements_held()
+    }
+
+    /// The windows' bytes by structure (see [`Windows::footprint`]).
+    pub fn footprint(&self) -> Vec<(&'static str, usize)> {
+        self.windows().footprint()
     }
 
     /// Starts supervision when the configuration has a `[supervision]`

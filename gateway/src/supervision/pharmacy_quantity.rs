@@ -7,6 +7,7 @@
 
 use crate::config::Rule;
 use crate::supervision::facts::{SettleKind, Settlement};
+use crate::supervision::held::HeldSettlement;
 use crate::supervision::windows::Windows;
 use crate::supervision::{window_text, Finding};
 use std::collections::BTreeMap;
@@ -23,15 +24,15 @@ pub fn check(rule: &Rule, windows: &Windows, settlement: &Settlement) -> Option<
             *now.entry(code.as_str()).or_default() += quantity;
         }
     }
-    let earlier: Vec<&Settlement> = windows
-        .person(&settlement.person)
-        .map(|w| {
-            w.settlements
-                .iter()
+    let msgid = windows.digest(&settlement.msgid);
+    let earlier: Vec<HeldSettlement> = windows
+        .settlements_of(&settlement.person)
+        .map(|settlements| {
+            settlements
                 .filter(|e| {
-                    e.kind == SettleKind::Pharmacy
-                        && e.msgid != settlement.msgid
-                        && settlement.at_ms - e.at_ms < window
+                    e.kind() == SettleKind::Pharmacy
+                        && e.msgid() != msgid
+                        && settlement.at_ms - e.at_ms() < window
                 })
                 .collect()
         })
@@ -39,18 +40,18 @@ pub fn check(rule: &Rule, windows: &Windows, settlement: &Settlement) -> Option<
     for (code, quantity) in now {
         let before: i64 = earlier
             .iter()
-            .flat_map(|e| e.drugs.iter())
-            .filter(|(c, _)| c == code)
+            .flat_map(|e| e.drugs())
+            .filter(|(c, _)| *c == code)
             .map(|(_, q)| q)
             .sum();
         let total = before.saturating_add(quantity);
         if total <= rule.max_quantity.scaled() {
             continue;
         }
-        let buying: Vec<&Settlement> = earlier
+        let buying: Vec<HeldSettlement> = earlier
             .iter()
             .copied()
-            .filter(|e| e.drugs.iter().any(|(c, _)| c == code))
+            .filter(|e| e.drugs().any(|(c, _)| c == code))
             .collect();
         let mut finding = Finding::of_settlements(rule, settlement, &buying);
         finding.detail = format!(

@@ -3,46 +3,30 @@
 //! surge baseline. Bounded: everything older than its window is dropped by
 //! [`Windows::prune`], so memory follows the traffic of the last window, not
 //! the life of the process.
+//!
+//! Compact, for national scale (issue 11): a settlement is one record
+//! ([`Held`]) in a slab, in its person's chain (oldest first) and named by
+//! its id in three indexes: by settlement id and by msgid (for cancels and
+//! reversals), by invoice number (for `duplicate_bill`). Stays, far fewer,
+//! are kept per person and found by (institution, visit) and (institution,
+//! msgid); a msgid leads to the last settlement or stay that carried it.
+//! Persons are found by their key's 32 bytes.
+//!
+//! An index entry lives as long as the item it names (its record, while
+//! its person's window holds it; its stay). The windows used to keep a
+//! reference from an id to a person for the whole window instead; one whose
+//! item is gone led nowhere (the cancel, reversal or admission cancel took
+//! all of that person's items with the id) unless the person had another
+//! item with the id, and that is the item the entry then names
+//! (`repoint`). The rules find the same either way.
 
+use crate::supervision::codes::{Code, Codes};
 use crate::supervision::facts::{Admission, Fact, Line, Settlement};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-
-/// One inpatient stay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stay {
-    /// Institution.
-    pub institution: String,
-    /// Insured region.
-    pub insured: String,
-    /// Treatment region.
-    pub treatment: String,
-    /// Visit id.
-    pub mdtrt_id: Option<String>,
-    /// Admission time.
-    pub begin_ms: i64,
-    /// Discharge time, once known.
-    pub end_ms: Option<i64>,
-    /// When observed.
-    pub at_ms: i64,
-    /// The admission's msgid.
-    pub msgid: String,
-}
-
-/// What one person did within the windows.
-#[derive(Debug, Default)]
-pub struct PersonWindow {
-    /// Settlements, oldest first.
-    pub settlements: VecDeque<Settlement>,
-    /// Inpatient stays.
-    pub stays: Vec<Stay>,
-}
-
-/// An invoice number seen.
-#[derive(Debug, Clone)]
-pub struct Invoice {
-    /// The settlement that carried it.
-    pub settlement: Settlement,
-}
+use crate::supervision::held::{Held, HeldSettlement, HeldStay, Stay, Tail};
+use crate::supervision::index::Index;
+use crate::supervision::keys::{Digest, Digester, PersonKey};
+use crate::supervision::slab::{Slab, NONE};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// An institution's day.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,17 +51,56 @@ pub fn day_number(at_ms: i64) -> i64 {
     (at_ms + 8 * 3_600_000).div_euclid(DAY_MS)
 }
 
+/// A key whose entry an item took out of an index.
+enum Key {
+    /// A settlement id.
+    Setl(Box<str>),
+    /// A msgid.
+    Msgid(Digest),
+}
+
+/// A person with a window.
+#[derive(Debug)]
+struct Person {
+    key: PersonKey,
+    /// Their oldest settlement held (`NONE`: none).
+    first: u32,
+    /// Their newest.
+    last: u32,
+    /// When their oldest was (the prune reads it here, not in the record).
+    first_at: i64,
+    /// Whether a settlement came in older than the one before it: then the
+    /// prune also looks behind the oldest.
+    disordered: bool,
+}
+
 /// The rules' memory.
 #[derive(Debug, Default)]
 pub struct Windows {
-    /// By person key.
-    pub persons: HashMap<String, PersonWindow>,
-    /// (institution, `s:`setl_id | `m:`msgid | `v:`mdtrt_id) → person key,
-    /// observed at, and whether it refers to a stay (kept as long as stays)
-    /// rather than a settlement.
-    refs: HashMap<(String, String), (String, i64, bool)>,
-    /// (institution, invono) → the settlement that carried it.
-    pub invoices: HashMap<(String, String), Invoice>,
+    /// The codes held.
+    codes: Codes,
+    /// Digests of the ids held.
+    digester: Digester,
+    /// Persons with a window.
+    persons: Slab<Person>,
+    /// Persons by key.
+    person_ids: Index,
+    /// Settlements.
+    settlements: Slab<Held>,
+    /// Bytes of the settlements' tails.
+    tail_bytes: usize,
+    /// Settlements by (institution, setl_id): the last one.
+    by_setl: Index,
+    /// Settlements by (institution, msgid): the last one.
+    by_msgid: Index,
+    /// Settlements by (institution, invono): the last one.
+    invoices: Index,
+    /// Stays by person.
+    stays: HashMap<u32, Vec<Stay>>,
+    /// (institution, mdtrt_id) → the person of the last stay.
+    stay_by_visit: HashMap<(Code, Digest), u32>,
+    /// (institution, msgid) → the person of the last stay.
+    stay_by_msgid: HashMap<(Code, Digest), u32>,
     /// (institution, mdtrt_id) → uploaded lines, last upload at.
     bills: HashMap<(String, String), (Vec<Line>, i64)>,
     /// Institution → day number → counts.
@@ -93,6 +116,38 @@ pub struct Windows {
     pub keep_days: i64,
 }
 
+/// The hash of a settlement's key in `by_msgid`.
+fn msgid_hash(held: &Held) -> u64 {
+    held.msgid.with(held.institution.number())
+}
+
+/// The hash of a settlement's key in `invoices`.
+fn invoice_hash(held: &Held) -> Option<u64> {
+    Some(held.invono?.with(held.institution.number()))
+}
+
+/// The hash of a settlement's key in `by_setl`.
+fn setl_hash(digester: &Digester, held: &Held) -> Option<u64> {
+    Some(digester.hash((held.institution, held.tail.setl_id()?)))
+}
+
+/// A person's settlements, oldest first.
+struct Chain<'a> {
+    settlements: &'a Slab<Held>,
+    codes: &'a Codes,
+    next: u32,
+}
+
+impl<'a> Iterator for Chain<'a> {
+    type Item = HeldSettlement<'a>;
+
+    fn next(&mut self) -> Option<HeldSettlement<'a>> {
+        let held = self.settlements.get(self.next)?;
+        self.next = held.next;
+        Some(HeldSettlement::new(held, self.codes))
+    }
+}
+
 impl Windows {
     /// Empty windows keeping stays `keep_ms`, settlements `settle_ms` (at
     /// most `keep_ms`) and counts `keep_days`.
@@ -105,6 +160,11 @@ impl Windows {
         }
     }
 
+    /// The digest of an id, to compare with the digests held.
+    pub fn digest(&self, id: &str) -> Digest {
+        self.digester.of(id)
+    }
+
     /// The digest of a visit's uploaded bill, if its lines were seen.
     pub fn bill_of(&self, institution: &str, mdtrt_id: &str) -> Option<String> {
         self.bills
@@ -112,91 +172,97 @@ impl Windows {
             .and_then(|(lines, _)| crate::supervision::facts::bill(lines))
     }
 
-    /// A person's window, if they have one.
-    pub fn person(&self, key: &str) -> Option<&PersonWindow> {
-        self.persons.get(key)
+    fn person_id(&self, key: &PersonKey) -> Option<u32> {
+        self.person_ids.get(key.hash(), |id| {
+            self.persons.get(id).is_some_and(|p| p.key == *key)
+        })
     }
 
-    fn person_of(&self, institution: &str, reference: String) -> Option<String> {
-        self.refs
-            .get(&(institution.to_owned(), reference))
-            .map(|(person, _, _)| person.clone())
+    fn person_or_new(&mut self, key: PersonKey) -> Option<u32> {
+        if let Some(id) = self.person_id(&key) {
+            return Some(id);
+        }
+        let id = self.persons.insert(Person {
+            key,
+            first: NONE,
+            last: NONE,
+            first_at: 0,
+            disordered: false,
+        })?;
+        let persons = &self.persons;
+        self.person_ids.put(id, key.hash(), |other| {
+            persons.get(other).is_some_and(|p| p.key == key)
+        });
+        Some(id)
     }
 
-    fn remember(
-        &mut self,
-        institution: &str,
-        reference: String,
-        person: &str,
-        at_ms: i64,
-        stay: bool,
-    ) {
-        self.refs.insert(
-            (institution.to_owned(), reference),
-            (person.to_owned(), at_ms, stay),
-        );
+    /// The settlements of `person`, oldest first, if they have a window
+    /// (settlements or stays, or had some since the last prune).
+    pub fn settlements_of(&self, person: &str) -> Option<impl Iterator<Item = HeldSettlement<'_>>> {
+        let id = self.person_id(&PersonKey::of(person))?;
+        Some(Chain {
+            settlements: &self.settlements,
+            codes: &self.codes,
+            next: self.persons.get(id).map_or(NONE, |p| p.first),
+        })
+    }
+
+    /// The stays of `person`, in the order admitted.
+    pub fn stays_of(&self, person: &str) -> impl Iterator<Item = HeldStay<'_>> {
+        self.person_id(&PersonKey::of(person))
+            .and_then(|id| self.stays.get(&id))
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|stay| HeldStay::new(stay, &self.codes))
+    }
+
+    /// The last settlement that carried invoice `invono` at `institution`.
+    pub fn invoice(&self, institution: &str, invono: &str) -> Option<HeldSettlement<'_>> {
+        let code = self.codes.find(institution)?;
+        let digest = self.digester.of(invono);
+        let id = self.invoices.get(digest.with(code.number()), |id| {
+            self.settlements
+                .get(id)
+                .is_some_and(|h| h.institution == code && h.invono == Some(digest))
+        })?;
+        Some(HeldSettlement::new(self.settlements.get(id)?, &self.codes))
     }
 
     /// Adds an admission.
     pub fn admit(&mut self, a: &Admission) {
+        let Some(person) = self.person_or_new(PersonKey::of(&a.person)) else {
+            return;
+        };
+        let stay = Stay {
+            institution: self.codes.intern(&a.institution),
+            insured: self.codes.intern(&a.insured),
+            treatment: self.codes.intern(&a.treatment),
+            begin_ms: a.begin_ms,
+            end_ms: None,
+            at_ms: a.at_ms,
+            msgid: self.digester.of(&a.msgid),
+            mdtrt_id: a.mdtrt_id.as_deref().map(Box::from),
+        };
         if let Some(mdtrt_id) = &a.mdtrt_id {
-            self.remember(
-                &a.institution,
-                format!("v:{mdtrt_id}"),
-                &a.person,
-                a.at_ms,
-                true,
-            );
+            self.stay_by_visit
+                .insert((stay.institution, self.digester.of(mdtrt_id)), person);
         }
-        self.remember(
-            &a.institution,
-            format!("m:{}", a.msgid),
-            &a.person,
-            a.at_ms,
-            true,
-        );
-        self.persons
-            .entry(a.person.clone())
-            .or_default()
-            .stays
-            .push(Stay {
-                institution: a.institution.clone(),
-                insured: a.insured.clone(),
-                treatment: a.treatment.clone(),
-                mdtrt_id: a.mdtrt_id.clone(),
-                begin_ms: a.begin_ms,
-                end_ms: None,
-                at_ms: a.at_ms,
-                msgid: a.msgid.clone(),
-            });
+        self.stay_by_msgid
+            .insert((stay.institution, stay.msgid), person);
+        let hash = stay.msgid.with(stay.institution.number());
+        let settled = self.by_msgid.get(hash, |id| {
+            self.settlements
+                .get(id)
+                .is_some_and(|h| h.institution == stay.institution && h.msgid == stay.msgid)
+        });
+        if let Some(id) = settled {
+            self.by_msgid.remove(id, hash);
+        }
+        self.stays.entry(person).or_default().push(stay);
     }
 
     /// Adds a settlement (and, with `count`, counts it in its institution's day).
     pub fn settle(&mut self, s: &Settlement, count: bool) {
-        if let Some(setl_id) = &s.setl_id {
-            self.remember(
-                &s.institution,
-                format!("s:{setl_id}"),
-                &s.person,
-                s.at_ms,
-                false,
-            );
-        }
-        self.remember(
-            &s.institution,
-            format!("m:{}", s.msgid),
-            &s.person,
-            s.at_ms,
-            false,
-        );
-        if let Some(invono) = &s.invono {
-            self.invoices.insert(
-                (s.institution.clone(), invono.clone()),
-                Invoice {
-                    settlement: s.clone(),
-                },
-            );
-        }
         if let Some(mdtrt_id) = &s.mdtrt_id {
             self.bills
                 .remove(&(s.institution.clone(), mdtrt_id.clone()));
@@ -204,11 +270,195 @@ impl Windows {
         if count {
             self.count(s);
         }
-        self.persons
-            .entry(s.person.clone())
-            .or_default()
-            .settlements
-            .push_back(s.clone());
+        let Some(person) = self.person_or_new(PersonKey::of(&s.person)) else {
+            return;
+        };
+        let drugs: Vec<(Code, i64)> = s
+            .drugs
+            .iter()
+            .map(|(code, quantity)| (self.codes.intern(code), *quantity))
+            .collect();
+        let codes = [
+            self.codes.intern(&s.institution),
+            self.codes.intern(&s.insured),
+            self.codes.intern(&s.treatment),
+        ];
+        let held = Held {
+            at_ms: s.at_ms,
+            amount: s.amount,
+            msgid: self.digester.of(&s.msgid),
+            invono: s.invono.as_deref().map(|i| self.digester.of(i)),
+            bill: s.bill.as_deref().map(|b| self.digester.of(b)),
+            person,
+            next: NONE,
+            institution: codes[0],
+            insured: codes[1],
+            treatment: codes[2],
+            kind: s.kind,
+            tail: Tail::new(s.mdtrt_id.as_deref(), s.setl_id.as_deref(), &drugs),
+        };
+        let tail = held.tail.bytes();
+        let msgid = held.msgid;
+        match self.settlements.insert(held) {
+            Some(id) => {
+                self.tail_bytes += tail;
+                self.index(id);
+                self.stay_by_msgid.remove(&(codes[0], msgid));
+                self.append(person, id);
+            }
+            None => {
+                // Four thousand million settlements held: more than memory holds.
+                for code in drugs.into_iter().map(|(code, _)| code).chain(codes) {
+                    self.codes.release(code);
+                }
+            }
+        }
+    }
+
+    /// Puts settlement `id` in the indexes, in place of the last of its keys.
+    fn index(&mut self, id: u32) {
+        self.index_msgid(id);
+        self.index_setl(id);
+        self.index_invoice(id);
+    }
+
+    /// Puts settlement `id` in `by_msgid`.
+    fn index_msgid(&mut self, id: u32) {
+        let settlements = &self.settlements;
+        let Some(held) = settlements.get(id) else {
+            return;
+        };
+        self.by_msgid.put(id, msgid_hash(held), |other| {
+            settlements
+                .get(other)
+                .is_some_and(|o| o.institution == held.institution && o.msgid == held.msgid)
+        });
+    }
+
+    /// Puts settlement `id` in `by_setl`, if it has a settlement id.
+    fn index_setl(&mut self, id: u32) {
+        let (settlements, digester) = (&self.settlements, &self.digester);
+        let Some(held) = settlements.get(id) else {
+            return;
+        };
+        let Some(hash) = setl_hash(digester, held) else {
+            return;
+        };
+        self.by_setl.put(id, hash, |other| {
+            settlements.get(other).is_some_and(|o| {
+                o.institution == held.institution && o.tail.setl_id() == held.tail.setl_id()
+            })
+        });
+    }
+
+    /// Puts settlement `id` in `invoices`, if it has an invoice number.
+    fn index_invoice(&mut self, id: u32) {
+        let settlements = &self.settlements;
+        let Some(held) = settlements.get(id) else {
+            return;
+        };
+        let Some(hash) = invoice_hash(held) else {
+            return;
+        };
+        self.invoices.put(id, hash, |other| {
+            settlements
+                .get(other)
+                .is_some_and(|o| o.institution == held.institution && o.invono == held.invono)
+        });
+    }
+
+    /// Takes settlement `id` out of the indexes that name it; whether
+    /// `by_setl` and `by_msgid` did.
+    fn unindex(&mut self, id: u32) -> (bool, bool) {
+        let Some(held) = self.settlements.get(id) else {
+            return (false, false);
+        };
+        let by_msgid = self.by_msgid.remove(id, msgid_hash(held));
+        let by_setl =
+            setl_hash(&self.digester, held).is_some_and(|hash| self.by_setl.remove(id, hash));
+        if let Some(hash) = invoice_hash(held) {
+            self.invoices.remove(id, hash);
+        }
+        (by_setl, by_msgid)
+    }
+
+    /// The id of `person`'s last settlement at `institution` matching `which`.
+    fn last_of(
+        &self,
+        person: u32,
+        institution: Code,
+        which: impl Fn(&Held) -> bool,
+    ) -> Option<u32> {
+        let mut current = self.persons.get(person)?.first;
+        let mut found = None;
+        while let Some(held) = self.settlements.get(current) {
+            if held.institution == institution && which(held) {
+                found = Some(current);
+            }
+            current = held.next;
+        }
+        found
+    }
+
+    /// After a cancel, a reversal or an admission cancel took out the item
+    /// (settlement or stay) a key's entry named: the entry names another
+    /// item of the same person with that key, if they have one — the key
+    /// still leads to the person, as it did when entries named persons.
+    fn repoint(&mut self, person: u32, institution: Code, key: Key) {
+        match key {
+            Key::Setl(setl_id) => {
+                if let Some(id) =
+                    self.last_of(person, institution, |h| h.tail.setl_id() == Some(&*setl_id))
+                {
+                    self.index_setl(id);
+                }
+            }
+            Key::Msgid(msgid) => {
+                if let Some(id) = self.last_of(person, institution, |h| h.msgid == msgid) {
+                    self.index_msgid(id);
+                } else if self.stays.get(&person).is_some_and(|stays| {
+                    stays
+                        .iter()
+                        .any(|s| s.institution == institution && s.msgid == msgid)
+                }) {
+                    self.stay_by_msgid.insert((institution, msgid), person);
+                }
+            }
+        }
+    }
+
+    /// Drops settlement `id` (out of its person's chain already).
+    fn drop_settlement(&mut self, id: u32) {
+        self.unindex(id);
+        let Some(held) = self.settlements.remove(id) else {
+            return;
+        };
+        self.tail_bytes = self.tail_bytes.saturating_sub(held.tail.bytes());
+        for (code, _) in held.tail.drugs() {
+            self.codes.release(code);
+        }
+        for code in [held.institution, held.insured, held.treatment] {
+            self.codes.release(code);
+        }
+    }
+
+    /// Adds settlement `id` at the end of `person`'s chain.
+    fn append(&mut self, person: u32, id: u32) {
+        let Some(at_ms) = self.settlements.get(id).map(|h| h.at_ms) else {
+            return;
+        };
+        let Some(p) = self.persons.get_mut(person) else {
+            return;
+        };
+        if let Some(last) = self.settlements.get_mut(p.last) {
+            last.next = id;
+            p.disordered |= at_ms < last.at_ms;
+        } else {
+            p.first = id;
+            p.first_at = at_ms;
+            p.disordered = false;
+        }
+        p.last = id;
     }
 
     /// Counts a cross-region settlement in its institution's day.
@@ -252,15 +502,16 @@ impl Windows {
                 end_ms,
                 ..
             } => {
-                if let Some(person) = self.person_of(institution, format!("v:{mdtrt_id}")) {
-                    if let Some(window) = self.persons.get_mut(&person) {
-                        for stay in &mut window.stays {
-                            if stay.institution == *institution
-                                && stay.mdtrt_id.as_deref() == Some(mdtrt_id)
-                            {
-                                stay.end_ms = Some(*end_ms);
-                            }
-                        }
+                let Some(code) = self.codes.find(institution) else {
+                    return;
+                };
+                let visit = (code, self.digester.of(mdtrt_id));
+                let Some(person) = self.stay_by_visit.get(&visit) else {
+                    return;
+                };
+                for stay in self.stays.get_mut(person).into_iter().flatten() {
+                    if stay.institution == code && stay.mdtrt_id.as_deref() == Some(mdtrt_id) {
+                        stay.end_ms = Some(*end_ms);
                     }
                 }
             }
@@ -269,13 +520,14 @@ impl Windows {
                 mdtrt_id,
                 ..
             } => {
-                if let Some(person) = self.person_of(institution, format!("v:{mdtrt_id}")) {
-                    if let Some(window) = self.persons.get_mut(&person) {
-                        window.stays.retain(|s| {
-                            !(s.institution == *institution
-                                && s.mdtrt_id.as_deref() == Some(mdtrt_id))
-                        });
-                    }
+                let Some(code) = self.codes.find(institution) else {
+                    return;
+                };
+                let visit = (code, self.digester.of(mdtrt_id));
+                if let Some(&person) = self.stay_by_visit.get(&visit) {
+                    self.end_stays(person, |s| {
+                        s.institution == code && s.mdtrt_id.as_deref() == Some(mdtrt_id)
+                    });
                 }
             }
             Fact::Cancel {
@@ -283,10 +535,20 @@ impl Windows {
                 setl_id,
                 ..
             } => {
-                if let Some(person) = self.person_of(institution, format!("s:{setl_id}")) {
-                    self.forget(&person, institution, |s| {
-                        s.setl_id.as_deref() == Some(setl_id)
-                    });
+                let Some(code) = self.codes.find(institution) else {
+                    return;
+                };
+                let hash = self.digester.hash((code, setl_id.as_str()));
+                let found = self.by_setl.get(hash, |id| {
+                    self.settlements.get(id).is_some_and(|h| {
+                        h.institution == code && h.tail.setl_id() == Some(setl_id.as_str())
+                    })
+                });
+                if let Some(person) = found
+                    .and_then(|id| self.settlements.get(id))
+                    .map(|h| h.person)
+                {
+                    self.forget(person, code, |h| h.tail.setl_id() == Some(setl_id.as_str()));
                 }
             }
             Fact::Reversal {
@@ -294,13 +556,23 @@ impl Windows {
                 omsgid,
                 ..
             } => {
-                if let Some(person) = self.person_of(institution, format!("m:{omsgid}")) {
-                    self.forget(&person, institution, |s| s.msgid == *omsgid);
-                    if let Some(window) = self.persons.get_mut(&person) {
-                        window
-                            .stays
-                            .retain(|s| !(s.institution == *institution && s.msgid == *omsgid));
-                    }
+                let Some(code) = self.codes.find(institution) else {
+                    return;
+                };
+                let msgid = self.digester.of(omsgid);
+                let settled = self
+                    .by_msgid
+                    .get(msgid.with(code.number()), |id| {
+                        self.settlements
+                            .get(id)
+                            .is_some_and(|h| h.institution == code && h.msgid == msgid)
+                    })
+                    .and_then(|id| self.settlements.get(id))
+                    .map(|h| h.person);
+                let person = settled.or_else(|| self.stay_by_msgid.get(&(code, msgid)).copied());
+                if let Some(person) = person {
+                    self.forget(person, code, |h| h.msgid == msgid);
+                    self.end_stays(person, |s| s.institution == code && s.msgid == msgid);
                 }
             }
             Fact::FeeUpload {
@@ -321,29 +593,128 @@ impl Windows {
 
     /// Removes a person's settlements at `institution` matching `which`
     /// (a cancel or a reversal: it did not happen, or no longer counts).
-    fn forget(&mut self, person: &str, institution: &str, which: impl Fn(&Settlement) -> bool) {
-        let Some(window) = self.persons.get_mut(person) else {
+    fn forget(&mut self, person: u32, institution: Code, which: impl Fn(&Held) -> bool) {
+        let Some(p) = self.persons.get(person) else {
+            return;
+        };
+        let (mut first, mut last) = (p.first, p.last);
+        let mut gone = Vec::new();
+        let mut previous = NONE;
+        let mut current = first;
+        while let Some(held) = self.settlements.get(current) {
+            let next = held.next;
+            if held.institution == institution && which(held) {
+                gone.push(current);
+                match self.settlements.get_mut(previous) {
+                    Some(before) => before.next = next,
+                    None => first = next,
+                }
+                if current == last {
+                    last = previous;
+                }
+            } else {
+                previous = current;
+            }
+            current = next;
+        }
+        if gone.is_empty() {
+            return;
+        }
+        let first_at = self.settlements.get(first).map_or(0, |h| h.at_ms);
+        if let Some(p) = self.persons.get_mut(person) {
+            (p.first, p.last, p.first_at) = (first, last, first_at);
+        }
+        // An invoice no longer counts when the settlement it names has the
+        // msgid of one forgotten.
+        for &id in &gone {
+            let Some(held) = self.settlements.get(id) else {
+                continue;
+            };
+            let Some(hash) = invoice_hash(held) else {
+                continue;
+            };
+            let named = self.invoices.get(hash, |other| {
+                self.settlements
+                    .get(other)
+                    .is_some_and(|o| o.institution == held.institution && o.invono == held.invono)
+            });
+            if let Some(named) = named {
+                if self
+                    .settlements
+                    .get(named)
+                    .is_some_and(|n| n.msgid == held.msgid)
+                {
+                    self.invoices.remove(named, hash);
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        for &id in &gone {
+            let setl_id = self
+                .settlements
+                .get(id)
+                .and_then(|h| h.tail.setl_id().map(Box::from));
+            let msgid = self.settlements.get(id).map(|h| h.msgid);
+            let (by_setl, by_msgid) = self.unindex(id);
+            keys.extend(setl_id.filter(|_| by_setl).map(Key::Setl));
+            keys.extend(msgid.filter(|_| by_msgid).map(Key::Msgid));
+        }
+        for id in gone {
+            self.drop_settlement(id);
+        }
+        for key in keys {
+            self.repoint(person, institution, key);
+        }
+    }
+
+    /// Removes a person's stays matching `which`.
+    fn end_stays(&mut self, person: u32, which: impl Fn(&Stay) -> bool) {
+        let Some(stays) = self.stays.get_mut(&person) else {
             return;
         };
         let mut gone = Vec::new();
-        window.settlements.retain(|s| {
-            let drop = s.institution == institution && which(s);
-            if drop {
-                gone.push(s.clone());
+        let mut i = 0;
+        while i < stays.len() {
+            if which(&stays[i]) {
+                gone.push(stays.remove(i));
+            } else {
+                i += 1;
             }
-            !drop
-        });
-        for s in gone {
-            if let Some(invono) = &s.invono {
-                let key = (s.institution.clone(), invono.clone());
-                if self
-                    .invoices
-                    .get(&key)
-                    .is_some_and(|i| i.settlement.msgid == s.msgid)
-                {
-                    self.invoices.remove(&key);
-                }
+        }
+        for stay in gone {
+            self.drop_stay(person, stay, true);
+        }
+    }
+
+    /// Drops a stay removed from its person's: its index entries (unless
+    /// another stay of theirs has the same key; with `repoint`, the msgid's
+    /// entry then names a settlement of theirs with it, if any) and its codes.
+    fn drop_stay(&mut self, person: u32, stay: Stay, repoint: bool) {
+        let others = self.stays.get(&person).map_or(&[][..], Vec::as_slice);
+        let visit = stay
+            .mdtrt_id
+            .as_deref()
+            .map(|id| (stay.institution, self.digester.of(id)));
+        if let Some(visit) = visit {
+            let kept = others
+                .iter()
+                .any(|s| s.institution == stay.institution && s.mdtrt_id == stay.mdtrt_id);
+            if !kept && self.stay_by_visit.get(&visit) == Some(&person) {
+                self.stay_by_visit.remove(&visit);
             }
+        }
+        let message = (stay.institution, stay.msgid);
+        let kept = others
+            .iter()
+            .any(|s| s.institution == stay.institution && s.msgid == stay.msgid);
+        if !kept && self.stay_by_msgid.get(&message) == Some(&person) {
+            self.stay_by_msgid.remove(&message);
+            if repoint {
+                self.repoint(person, stay.institution, Key::Msgid(stay.msgid));
+            }
+        }
+        for code in [stay.institution, stay.insured, stay.treatment] {
+            self.codes.release(code);
         }
     }
 
@@ -351,23 +722,27 @@ impl Windows {
     pub fn prune(&mut self, now_ms: i64) {
         let horizon = now_ms - self.keep_ms;
         let settled_horizon = now_ms - self.settle_ms;
-        self.persons.retain(|_, window| {
-            while window
-                .settlements
-                .front()
-                .is_some_and(|s| s.at_ms < settled_horizon)
-            {
-                window.settlements.pop_front();
+        let mut gone = Vec::new();
+        self.stays.retain(|&person, stays| {
+            let mut i = 0;
+            while i < stays.len() {
+                let stay = &stays[i];
+                if stay.at_ms >= horizon && stay.end_ms.is_none_or(|end| end + DAY_MS >= now_ms) {
+                    i += 1;
+                } else {
+                    gone.push((person, stays.remove(i)));
+                }
             }
-            window.stays.retain(|stay| {
-                stay.at_ms >= horizon && stay.end_ms.is_none_or(|end| end + DAY_MS >= now_ms)
-            });
-            !window.settlements.is_empty() || !window.stays.is_empty()
+            !stays.is_empty()
         });
-        self.refs
-            .retain(|_, (_, at, stay)| *at >= if *stay { horizon } else { settled_horizon });
-        self.invoices
-            .retain(|_, invoice| invoice.settlement.at_ms >= settled_horizon);
+        for (person, stay) in gone {
+            // A stay discharged long enough ago goes before its entries did.
+            let repoint = stay.at_ms >= horizon;
+            self.drop_stay(person, stay, repoint);
+        }
+        for person in 0..self.persons.bound() {
+            self.prune_person(person, settled_horizon);
+        }
         self.bills.retain(|_, (_, at)| *at + BILL_MS >= now_ms);
         let first_day = day_number(now_ms) - self.keep_days;
         self.days.retain(|_, days| {
@@ -377,15 +752,114 @@ impl Windows {
         self.surged.retain(|(_, _, day)| *day >= first_day);
     }
 
-    /// How many things are remembered (for tests and metrics).
+    /// Drops a person's settlements older than `horizon`, from the oldest
+    /// (one behind a newer is kept, out of the indexes, until that one
+    /// goes), and the person when nothing of theirs is left.
+    fn prune_person(&mut self, person: u32, horizon: i64) {
+        let Some(p) = self.persons.get(person) else {
+            return;
+        };
+        let (key, mut first, disordered) = (p.key, p.first, p.disordered);
+        if first != NONE && p.first_at < horizon {
+            let mut dropped = Vec::new();
+            while let Some(held) = self.settlements.get(first).filter(|h| h.at_ms < horizon) {
+                dropped.push(first);
+                first = held.next;
+            }
+            let first_at = self.settlements.get(first).map_or(0, |h| h.at_ms);
+            if let Some(p) = self.persons.get_mut(person) {
+                (p.first, p.first_at) = (first, first_at);
+                if first == NONE {
+                    (p.last, p.disordered) = (NONE, false);
+                }
+            }
+            for id in dropped {
+                self.drop_settlement(id);
+            }
+        }
+        if disordered {
+            let mut current = first;
+            let mut behind = Vec::new();
+            while let Some(held) = self.settlements.get(current) {
+                if held.at_ms < horizon {
+                    behind.push(current);
+                }
+                current = held.next;
+            }
+            for id in behind {
+                self.unindex(id);
+            }
+        }
+        if first == NONE && !self.stays.contains_key(&person) {
+            self.person_ids.remove(person, key.hash());
+            self.persons.remove(person);
+        }
+    }
+
+    /// How many settlements are held.
+    pub fn settlements_held(&self) -> usize {
+        self.settlements.len()
+    }
+
+    /// How many things are remembered (for tests and metrics): settlements,
+    /// stays, index entries, uploaded bills, institutions' days.
     pub fn size(&self) -> usize {
-        self.persons
-            .values()
-            .map(|w| w.settlements.len() + w.stays.len())
-            .sum::<usize>()
-            + self.refs.len()
+        self.settlements.len()
+            + self.stays.values().map(Vec::len).sum::<usize>()
+            + self.by_setl.len()
+            + self.by_msgid.len()
             + self.invoices.len()
+            + self.stay_by_visit.len()
+            + self.stay_by_msgid.len()
             + self.bills.len()
             + self.days.values().map(BTreeMap::len).sum::<usize>()
+    }
+
+    /// Bytes allocated, by structure (heap allocations as requested, without
+    /// the allocator's own overhead; strings of the bills and days not counted).
+    pub fn footprint(&self) -> Vec<(&'static str, usize)> {
+        let stays: usize = self
+            .stays
+            .values()
+            .map(|v| {
+                v.capacity() * std::mem::size_of::<Stay>()
+                    + v.iter()
+                        .map(|s| s.mdtrt_id.as_ref().map_or(0, |m| m.len()))
+                        .sum::<usize>()
+            })
+            .sum();
+        let entry = |key: usize, value: usize| key + value + 1;
+        vec![
+            ("settlement records", self.settlements.bytes()),
+            ("settlement tails", self.tail_bytes),
+            ("settlement indexes", {
+                self.by_setl.bytes() + self.by_msgid.bytes() + self.invoices.bytes()
+            }),
+            ("persons", self.persons.bytes() + self.person_ids.bytes()),
+            (
+                "stays",
+                stays
+                    + self.stays.capacity() * entry(4, std::mem::size_of::<Vec<Stay>>())
+                    + (self.stay_by_visit.capacity() + self.stay_by_msgid.capacity())
+                        * entry(std::mem::size_of::<(Code, Digest)>(), 4),
+            ),
+            ("codes", self.codes.bytes()),
+            (
+                "days and surges",
+                self.days.capacity() * entry(24, 24)
+                    + self.days.values().map(BTreeMap::len).sum::<usize>()
+                        * std::mem::size_of::<(i64, Day)>()
+                    + self.surged.capacity() * entry(48, 0),
+            ),
+            (
+                "uploaded bills",
+                self.bills.capacity() * entry(48, 32)
+                    + self
+                        .bills
+                        .values()
+                        .map(|(lines, _)| lines.capacity() * std::mem::size_of::<Line>())
+                        .sum::<usize>(),
+            ),
+        ]
     }
 }
