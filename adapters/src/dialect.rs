@@ -71,6 +71,18 @@ pub trait Dialect: Send + Sync + 'static {
         -> Result<Answer, Refusal>;
     /// Encodes an answer; `infno` is `None` when the request could not even be read.
     fn encode_answer(&self, infno: Option<Infno>, answer: &Answer) -> Vec<u8>;
+    /// Encodes the answer as [`contracts::record::redact`] leaves it (no
+    /// personal field, no extras): what the journal keeps. Every dialect
+    /// here writes it straight from the borrowed answer; this default is the
+    /// definition they are tested against.
+    fn encode_answer_redacted(&self, infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
+        let mut kept = answer.clone();
+        if let Some(output) = kept.output.as_mut() {
+            contracts::record::redact(output.record_mut());
+        }
+        contracts::record::redact(&mut kept.envelope);
+        self.encode_answer(infno, &kept)
+    }
 }
 
 /// Every dialect the gateway speaks.

@@ -142,4 +142,8 @@ impl Dialect for He {
     fn encode_answer(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
         xml::encode_answer::<He>(answer)
     }
+
+    fn encode_answer_redacted(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
+        xml::encode_answer_redacted::<He>(answer)
+    }
 }

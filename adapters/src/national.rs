@@ -48,6 +48,10 @@ impl Dialect for National {
     fn encode_answer(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
         encode_answer(answer)
     }
+
+    fn encode_answer_redacted(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
+        encode_answer_redacted(answer)
+    }
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, Refusal> {
@@ -120,9 +124,10 @@ impl<'a> Decoder<'a, '_> {
     fn record(&mut self, record: &mut dyn Record) -> Result<(), Refusal> {
         let mut seen = Seen::default();
         let mut first = true;
+        let mut hint = 0;
         while let Some(key) = self.next_key(first)? {
             first = false;
-            self.field(record, &key, &mut seen)?;
+            self.field(record, &key, &mut seen, &mut hint)?;
         }
         Ok(())
     }
@@ -133,11 +138,13 @@ impl<'a> Decoder<'a, '_> {
         record: &mut dyn Record,
         key: &str,
         seen: &mut Seen,
+        hint: &mut usize,
     ) -> Result<(), Refusal> {
         let schema = record.schema();
-        let Some(index) = schema.index_of(key) else {
+        let Some(index) = schema.index_of_from(key, *hint) else {
             return self.extra(record.extras_mut(), key);
         };
+        *hint = index + 1;
         let def = &schema.fields[index];
         self.trail.push(Step::Name(def.name));
         if !seen.insert(index) {
@@ -262,6 +269,7 @@ pub fn decode_request(bytes: &[u8], limits: &Limits) -> Result<Request, Refusal>
     open_object(&mut decoder, "a request")?;
     let mut envelope = RequestEnvelope::default();
     let mut seen = Seen::default();
+    let mut hint = 0;
     let mut input: Option<RequestBody> = None;
     let mut deferred_input: Option<(&str, usize)> = None;
     let mut infno: Option<Infno> = None;
@@ -299,7 +307,7 @@ pub fn decode_request(bytes: &[u8], limits: &Limits) -> Result<Request, Refusal>
                     }
                 }
             }
-            other => decoder.field(&mut envelope, other, &mut seen)?,
+            other => decoder.field(&mut envelope, other, &mut seen, &mut hint)?,
         }
     }
     decoder.finish()?;
@@ -357,6 +365,7 @@ pub fn decode_answer(infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answ
     open_object(&mut decoder, "an answer")?;
     let mut envelope = AnswerEnvelope::default();
     let mut seen = Seen::default();
+    let mut hint = 0;
     let mut output: Option<AnswerBody> = None;
     let mut output_seen = false;
     let mut first = true;
@@ -385,7 +394,7 @@ pub fn decode_answer(infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answ
             }
             decoder.trail.pop();
         } else {
-            decoder.field(&mut envelope, &key, &mut seen)?;
+            decoder.field(&mut envelope, &key, &mut seen, &mut hint)?;
         }
     }
     decoder.finish()?;
@@ -399,6 +408,9 @@ pub fn decode_answer(infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answ
 struct Encoder {
     out: Vec<u8>,
     scratch: String,
+    /// Writes what [`contracts::record::redact`] would leave: no personal
+    /// ([`Kind::Secret`]) field and no extras.
+    redact: bool,
 }
 
 impl Encoder {
@@ -406,6 +418,7 @@ impl Encoder {
         Encoder {
             out: Vec::with_capacity(capacity),
             scratch: String::with_capacity(32),
+            redact: false,
         }
     }
 
@@ -433,7 +446,9 @@ impl Encoder {
         let schema = record.schema();
         for (index, def) in schema.fields.iter().enumerate() {
             match (record.field(index), def.shape) {
-                (FieldRef::Scalar(Some(value)), Shape::Scalar(kind)) => {
+                (FieldRef::Scalar(Some(value)), Shape::Scalar(kind))
+                    if !(self.redact && kind == Kind::Secret) =>
+                {
                     self.key(first, def.name);
                     self.scalar(kind, value);
                 }
@@ -456,6 +471,9 @@ impl Encoder {
                 }
                 _ => {}
             }
+        }
+        if self.redact {
+            return;
         }
         for (key, raw) in &record.extras().0 {
             self.key(first, key);
@@ -487,7 +505,19 @@ pub fn encode_request(request: &Request) -> Vec<u8> {
 
 /// Encodes an answer in the national dialect. An absent output is `null`.
 pub fn encode_answer(answer: &Answer) -> Vec<u8> {
+    encode_answer_as(answer, false)
+}
+
+/// Encodes an answer in the national dialect as [`contracts::record::redact`]
+/// would leave it (personal fields and extras left out), without copying it:
+/// the same bytes as redacting a clone and encoding that.
+pub fn encode_answer_redacted(answer: &Answer) -> Vec<u8> {
+    encode_answer_as(answer, true)
+}
+
+fn encode_answer_as(answer: &Answer, redact: bool) -> Vec<u8> {
     let mut encoder = Encoder::with_capacity(1024);
+    encoder.redact = redact;
     encoder.out.push(b'{');
     let mut first = true;
     encoder.fields(&answer.envelope, &mut first);

@@ -369,4 +369,8 @@ impl Dialect for Tj {
     fn encode_answer(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
         xml::encode_answer::<Tj>(answer)
     }
+
+    fn encode_answer_redacted(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
+        xml::encode_answer_redacted::<Tj>(answer)
+    }
 }

@@ -934,9 +934,13 @@ impl<'a, 'l, S: XmlDialect> Decoder<'a, 'l, S> {
 
     /// The field of `schema` named `wire`, trying the field after the last one first.
     fn find(names: &[WireName], wire: &str, hint: &mut usize) -> Option<usize> {
-        let index = match names.get(*hint) {
-            Some(name) if name.matches(wire) => *hint,
-            _ => names.iter().position(|name| name.matches(wire))?,
+        // From the hint on first, then before it: the same index as a scan
+        // from the start, as a dialect's names are distinct in a schema.
+        let from = (*hint).min(names.len());
+        let (before, after) = names.split_at(from);
+        let index = match after.iter().position(|name| name.matches(wire)) {
+            Some(i) => from + i,
+            None => before.iter().position(|name| name.matches(wire))?,
         };
         *hint = index + 1;
         Some(index)
@@ -1308,17 +1312,15 @@ fn write_scalar<S: XmlDialect>(kind: Kind, value: Scalar<'_>, out: &mut String) 
             };
         }
         Scalar::Date(d) => match S::CLOCK {
-            Clock::Compact => out.push_str(&d.to_compact()),
-            Clock::Iso => {
-                let _ = write!(out, "{d}");
-            }
+            Clock::Compact => d.write_compact(out),
+            Clock::Iso => d.write_national(out),
         },
         Scalar::DateTime(t) => match (S::CLOCK, kind == Kind::Stamp) {
-            (Clock::Compact, false) => out.push_str(&t.to_compact()),
-            (Clock::Compact, true) => out.push_str(&t.to_compact_millis()),
+            (Clock::Compact, false) => t.write_compact(out),
+            (Clock::Compact, true) => t.write_compact_millis(out),
             (Clock::Iso, stamp) => {
                 let start = out.len();
-                let _ = write!(out, "{t}");
+                t.write_national(out);
                 out.replace_range(start + 10..start + 11, "T");
                 if stamp {
                     let _ = write!(out, ".{:03}", t.millis());
@@ -1431,6 +1433,9 @@ struct Encoder<S: XmlDialect> {
     scratch: String,
     /// A line of scalar elements is open (ended before the next other element).
     line: bool,
+    /// Writes what [`contracts::record::redact`] would leave: no personal
+    /// ([`Kind::Secret`]) field and no extras.
+    redact: bool,
     dialect: PhantomData<S>,
 }
 
@@ -1453,6 +1458,7 @@ impl<S: XmlDialect> Encoder<S> {
             w,
             scratch: String::with_capacity(32),
             line: false,
+            redact: false,
             dialect: PhantomData,
         }
     }
@@ -1513,6 +1519,9 @@ impl<S: XmlDialect> Encoder<S> {
                 if let (FieldRef::Scalar(Some(value)), Shape::Scalar(kind)) =
                     (record.field(index), def.shape)
                 {
+                    if self.redact && kind == Kind::Secret {
+                        continue;
+                    }
                     self.w.raw(" ");
                     self.name(names[index]);
                     self.w.raw("=\"");
@@ -1529,7 +1538,8 @@ impl<S: XmlDialect> Encoder<S> {
         for (index, def) in schema.fields.iter().enumerate() {
             match (record.field(index), def.shape) {
                 (FieldRef::Scalar(Some(value)), Shape::Scalar(kind))
-                    if S::PLACEMENT == Placement::Elements =>
+                    if S::PLACEMENT == Placement::Elements
+                        && !(self.redact && kind == Kind::Secret) =>
                 {
                     self.open(&mut opened);
                     self.scratch.clear();
@@ -1573,7 +1583,8 @@ impl<S: XmlDialect> Encoder<S> {
                 _ => {}
             }
         }
-        for (key, raw) in &record.extras().0 {
+        let extras: &[(String, String)] = if self.redact { &[] } else { &record.extras().0 };
+        for (key, raw) in extras {
             self.open(&mut opened);
             self.end_line();
             self.w.raw("<");
@@ -1774,7 +1785,19 @@ pub fn encode_request<S: XmlDialect>(request: &Request) -> Vec<u8> {
 
 /// Encodes an answer in dialect `S`. An absent output is left out.
 pub fn encode_answer<S: XmlDialect>(answer: &Answer) -> Vec<u8> {
+    encode_answer_as::<S>(answer, false)
+}
+
+/// Encodes an answer in dialect `S` as [`contracts::record::redact`] would
+/// leave it (personal fields and extras left out), without copying it: the
+/// same bytes as redacting a clone and encoding that.
+pub fn encode_answer_redacted<S: XmlDialect>(answer: &Answer) -> Vec<u8> {
+    encode_answer_as::<S>(answer, true)
+}
+
+fn encode_answer_as<S: XmlDialect>(answer: &Answer, redact: bool) -> Vec<u8> {
     let mut e = Encoder::<S>::new(1024);
+    e.redact = redact;
     let root = WireName::plain(S::FRAME.answer_root);
     let body = answer
         .output

@@ -94,7 +94,6 @@ pub fn parse_scaled(text: &str, scale: u32, max_abs: i64) -> Result<i64, Decimal
 
 /// Writes `value / 10^scale` with exactly `scale` decimals.
 pub fn write_scaled(out: &mut impl fmt::Write, value: i64, scale: u32) -> fmt::Result {
-    let divisor = 10u64.pow(scale);
     let magnitude = value.unsigned_abs();
     if value < 0 {
         out.write_char('-')?;
@@ -102,6 +101,32 @@ pub fn write_scaled(out: &mut impl fmt::Write, value: i64, scale: u32) -> fmt::R
     if scale == 0 {
         return write!(out, "{magnitude}");
     }
+    // The digits of the magnitude, at least `scale + 1` of them (zeros in
+    // front): the whole part then the decimals, as the format below writes
+    // them, without the formatting machinery. A u64 has at most 20 digits.
+    let width = scale as usize + 1;
+    if width <= 20 {
+        let mut buf = [b'0'; 20];
+        let mut rest = magnitude;
+        let mut start = buf.len();
+        while rest > 0 {
+            start -= 1;
+            buf[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let start = start.min(buf.len() - width);
+        let point = buf.len() - scale as usize;
+        // ASCII digits only: both halves are UTF-8.
+        if let (Ok(whole), Ok(decimals)) = (
+            std::str::from_utf8(&buf[start..point]),
+            std::str::from_utf8(&buf[point..]),
+        ) {
+            out.write_str(whole)?;
+            out.write_char('.')?;
+            return out.write_str(decimals);
+        }
+    }
+    let divisor = 10u64.pow(scale);
     write!(
         out,
         "{}.{:0width$}",
@@ -238,6 +263,49 @@ pub type Age = Fixed<1, 3>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_scaled_writes_what_the_format_writes() {
+        let reference = |value: i64, scale: u32| {
+            let divisor = 10u64.pow(scale);
+            let m = value.unsigned_abs();
+            let sign = if value < 0 { "-" } else { "" };
+            if scale == 0 {
+                format!("{sign}{m}")
+            } else {
+                format!(
+                    "{sign}{}.{:0w$}",
+                    m / divisor,
+                    m % divisor,
+                    w = scale as usize
+                )
+            }
+        };
+        let values = [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            99,
+            100,
+            -100,
+            10_020,
+            -10_020,
+            123_456_789,
+            Money::MAX_ABS_FEN,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ];
+        for value in values {
+            for scale in 0..=19 {
+                let mut out = String::new();
+                write_scaled(&mut out, value, scale).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(out, reference(value, scale), "{value} scale {scale}");
+            }
+        }
+    }
 
     #[test]
     fn yuan_text_is_read_exactly() {

@@ -102,12 +102,18 @@ impl Scalar<'_> {
             Scalar::Quantity(v) => write!(out, "{v}"),
             Scalar::Ratio(v) => write!(out, "{v}"),
             Scalar::Age(v) => write!(out, "{v}"),
-            Scalar::Date(d) => write!(out, "{d}"),
-            Scalar::DateTime(t) if kind == Kind::Stamp => {
-                out.push_str(&t.to_compact_millis());
+            Scalar::Date(d) => {
+                d.write_national(out);
                 Ok(())
             }
-            Scalar::DateTime(t) => write!(out, "{t}"),
+            Scalar::DateTime(t) if kind == Kind::Stamp => {
+                t.write_compact_millis(out);
+                Ok(())
+            }
+            Scalar::DateTime(t) => {
+                t.write_national(out);
+                Ok(())
+            }
             Scalar::Int(i) => write!(out, "{i}"),
         };
     }
@@ -436,6 +442,18 @@ impl Schema {
     /// The index of a field by its national name.
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// [`Schema::index_of`], looking from `from` on first, then before it:
+    /// fields usually come in schema order, so the one after the last found
+    /// is the likely next. The same answer, as names are distinct in a schema.
+    pub fn index_of_from(&self, name: &str, from: usize) -> Option<usize> {
+        let from = from.min(self.fields.len());
+        let (before, after) = self.fields.split_at(from);
+        match after.iter().position(|f| f.name == name) {
+            Some(i) => Some(from + i),
+            None => before.iter().position(|f| f.name == name),
+        }
     }
 }
 

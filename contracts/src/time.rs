@@ -18,6 +18,37 @@ pub fn shanghai() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
 }
 
+/// Appends `value` in decimal, zero-padded to `width` digits: what
+/// `{:0width$}` writes, without the formatting machinery.
+fn push_padded(out: &mut String, value: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut rest = value;
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for _ in buf.len() - start..width {
+        out.push('0');
+    }
+    out.extend(buf[start..].iter().map(|&b| char::from(b)));
+}
+
+/// Appends a year as `{:04}` writes it.
+fn push_year(out: &mut String, year: i32) {
+    match u32::try_from(year) {
+        Ok(year) => push_padded(out, year, 4),
+        Err(_) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{year:04}");
+        }
+    }
+}
+
 fn digits<const N: usize>(bytes: &[u8]) -> Option<u32> {
     if bytes.len() != N || !bytes.iter().all(u8::is_ascii_digit) {
         return None;
@@ -94,12 +125,25 @@ impl Date {
 
     /// `yyyyMMdd`.
     pub fn to_compact(self) -> String {
-        format!(
-            "{:04}{:02}{:02}",
-            self.0.year(),
-            self.0.month(),
-            self.0.day()
-        )
+        let mut out = String::with_capacity(8);
+        self.write_compact(&mut out);
+        out
+    }
+
+    /// Appends `yyyyMMdd`.
+    pub fn write_compact(self, out: &mut String) {
+        push_year(out, self.0.year());
+        push_padded(out, self.0.month(), 2);
+        push_padded(out, self.0.day(), 2);
+    }
+
+    /// Appends `yyyy-MM-dd`, the national form (as [`fmt::Display`] writes it).
+    pub fn write_national(self, out: &mut String) {
+        push_year(out, self.0.year());
+        out.push('-');
+        push_padded(out, self.0.month(), 2);
+        out.push('-');
+        push_padded(out, self.0.day(), 2);
     }
 }
 
@@ -245,21 +289,43 @@ impl DateTime {
 
     /// `yyyyMMddHHmmss`.
     pub fn to_compact(self) -> String {
-        let t = self.0;
-        format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
+        let mut out = String::with_capacity(14);
+        self.write_compact(&mut out);
+        out
     }
 
     /// `yyyyMMddHHmmssSSS`.
     pub fn to_compact_millis(self) -> String {
-        format!("{}{:03}", self.to_compact(), self.millis())
+        let mut out = String::with_capacity(17);
+        self.write_compact_millis(&mut out);
+        out
+    }
+
+    /// Appends `yyyyMMddHHmmss`.
+    pub fn write_compact(self, out: &mut String) {
+        let t = self.0;
+        Date(t.date()).write_compact(out);
+        push_padded(out, t.hour(), 2);
+        push_padded(out, t.minute(), 2);
+        push_padded(out, t.second(), 2);
+    }
+
+    /// Appends `yyyyMMddHHmmssSSS`.
+    pub fn write_compact_millis(self, out: &mut String) {
+        self.write_compact(out);
+        push_padded(out, self.millis(), 3);
+    }
+
+    /// Appends `yyyy-MM-dd HH:mm:ss`, the national form (as [`fmt::Display`] writes it).
+    pub fn write_national(self, out: &mut String) {
+        let t = self.0;
+        Date(t.date()).write_national(out);
+        out.push(' ');
+        push_padded(out, t.hour(), 2);
+        out.push(':');
+        push_padded(out, t.minute(), 2);
+        out.push(':');
+        push_padded(out, t.second(), 2);
     }
 }
 
@@ -289,6 +355,29 @@ impl fmt::Debug for DateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_forms_are_the_formatted_ones() {
+        let days = [(1, 1, 1), (999, 12, 31), (2021, 9, 24), (9999, 12, 31)];
+        for (y, mo, d) in days {
+            for (h, mi, s, ms) in [(0, 0, 0, 0), (8, 28, 27, 5), (23, 59, 59, 999)] {
+                let date = Date::from_ymd(y, mo, d).unwrap_or_else(|| panic!("{y}-{mo}-{d}"));
+                let t = civil(y as u32, mo, d, h, mi, s, ms)
+                    .map(DateTime)
+                    .unwrap_or_else(|| panic!("{y}-{mo}-{d}"));
+                assert_eq!(date.to_compact(), format!("{y:04}{mo:02}{d:02}"));
+                let mut national = String::new();
+                date.write_national(&mut national);
+                assert_eq!(national, date.to_string());
+                let compact = format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}");
+                assert_eq!(t.to_compact(), compact);
+                assert_eq!(t.to_compact_millis(), format!("{compact}{ms:03}"));
+                let mut national = String::new();
+                t.write_national(&mut national);
+                assert_eq!(national, t.to_string());
+            }
+        }
+    }
 
     #[test]
     fn national_and_compact_forms_agree() {

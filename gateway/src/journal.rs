@@ -103,7 +103,6 @@ use crate::metrics::RefusalJournalCounters;
 use crate::state::Gateway;
 use contracts::model::envelope::RequestEnvelope;
 use contracts::model::reversal::{Reversal, ReversalInput};
-use contracts::record::redact;
 use contracts::{Answer, AnswerBody, DateTime, ErrorCode, Infno, Refusal, Request, RequestBody};
 use ledger::{Entry, Finish, Key, NewEntry, State};
 use std::collections::{HashMap, HashSet};
@@ -273,12 +272,9 @@ pub fn finish(
         if let Some(AnswerBody::OutpatientRegister(o) | AnswerBody::Admission(o)) = &answer.output {
             finish.mdtrt_id = o.data.mdtrt_id.clone();
         }
-        let mut kept = answer.clone();
-        if let Some(output) = kept.output.as_mut() {
-            redact(output.record_mut());
-        }
-        redact(&mut kept.envelope);
-        finish.reply = dialect.encode_answer(Some(infno), &kept);
+        // The answer as `contracts::record::redact` leaves it (no personal
+        // field, no extras), written straight from the borrowed answer.
+        finish.reply = dialect.encode_answer_redacted(Some(infno), answer);
     }
     finish
 }

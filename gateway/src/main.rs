@@ -4,6 +4,11 @@ use clap::Parser;
 use gateway::cli::{CertsCommand, Cli, Command, LedgerCommand};
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: the gateway allocates and frees many
+/// small strings per message (BENCHMARKS.md, issue 9).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
