@@ -44,7 +44,7 @@ use crate::config::Config;
 use contracts::statement::{Row, RowState, Writer, COLUMNS};
 use contracts::{Admdvs, Date, DateTime, Money};
 use ledger::{Entry, Ledger, LedgerError, State};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -197,13 +197,27 @@ pub fn row_day(at_ms: i64, arrival_ms: i64, closed: &HashMap<Date, i64>) -> Opti
     Some(day)
 }
 
-/// The days closed from `from` on, with when (see [`row_day`]).
-pub async fn closed_days(ledger: &Ledger, from: Date) -> Result<HashMap<Date, i64>, LedgerError> {
+/// The days closed from `from` on (every closed day without it), with when
+/// (see [`row_day`]).
+pub async fn closed_days(
+    ledger: &Ledger,
+    from: Option<Date>,
+) -> Result<HashMap<Date, i64>, LedgerError> {
+    let from = from.map(|d| d.to_string()).unwrap_or_default();
     Ok(ledger
-        .closed_since(&from.to_string())
+        .closed_since(&from)
         .await?
         .into_iter()
         .filter_map(|(day, at)| Date::parse(&day).ok().map(|d| (d, at)))
+        .collect())
+}
+
+/// The days closed before `day`: those whose late rows `day` may carry.
+pub async fn closed_before(ledger: &Ledger, day: Date) -> Result<BTreeSet<Date>, LedgerError> {
+    Ok(closed_days(ledger, None)
+        .await?
+        .into_keys()
+        .filter(|d| *d < day)
         .collect())
 }
 
@@ -255,7 +269,7 @@ async fn rows_of(
         .min()
         .and_then(DateTime::from_unix_millis)
         .map_or(day, DateTime::date);
-    let mut closed = closed_days(ledger, earliest.min(day)).await?;
+    let mut closed = closed_days(ledger, Some(earliest.min(day))).await?;
     if let Some(at) = closing_at_ms {
         closed.entry(day).or_insert(at);
     }

@@ -329,7 +329,7 @@ async fn upload(
     body: Bytes,
 ) -> Response<Full<Bytes>> {
     let regions = regions_of(&gateway.config);
-    let closed = match closed_before(ledger, day).await {
+    let closed = match crate::export::closed_before(ledger, day).await {
         Ok(closed) => closed,
         Err(error) => return unavailable(gateway, &error),
     };
@@ -377,20 +377,6 @@ async fn upload(
         ),
         Err(error) => unavailable(gateway, &error),
     }
-}
-
-/// The days closed before `day`.
-async fn closed_before(
-    ledger: &ledger::Ledger,
-    day: Date,
-) -> Result<BTreeSet<Date>, ledger::LedgerError> {
-    Ok(ledger
-        .closed_since("")
-        .await?
-        .into_iter()
-        .filter_map(|(d, _)| Date::parse(&d).ok())
-        .filter(|d| *d < day)
-        .collect())
 }
 
 /// Reads a whole statement, checking every row's day (the day's own, or a

@@ -142,13 +142,7 @@ pub async fn earlier(
     day: Date,
     runtime: tokio::runtime::Handle,
 ) -> Result<Earlier<'static>, ledger::LedgerError> {
-    let closed = ledger
-        .closed_since("")
-        .await?
-        .into_iter()
-        .filter_map(|(d, _)| Date::parse(&d).ok())
-        .filter(|d| *d < day)
-        .collect();
+    let closed = crate::export::closed_before(ledger, day).await?;
     let ledger = ledger.clone();
     Ok(Earlier {
         closed,
