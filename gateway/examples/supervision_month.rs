@@ -142,7 +142,7 @@ fn main() {
             }
             // On the background task: the rules and the windows.
             for fact in facts {
-                signals += supervision.handle_fact(fact, at_ms);
+                signals += supervision.handle_fact(fact);
             }
             let ns = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
             hist.record(ns.max(1)).unwrap();

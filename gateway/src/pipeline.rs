@@ -227,7 +227,7 @@ async fn run(
             retry_after: Some(wait),
         });
     }
-    crate::supervision::screen(gateway, &request)?;
+    crate::supervision::screen(gateway, &request).await?;
     // journal(pending): nothing settlement-affecting is forwarded without its entry.
     let traits = request.infno().traits();
     let ledger = gateway.ledger.as_ref().filter(|_| traits.journalled);
@@ -334,6 +334,8 @@ async fn run(
     }
     // journal(final): before the answer leaves the gateway. A platform's own
     // refusal (infcode not 0) is journalled refused, with its code: nothing took effect.
+    // What supervision keeps of it goes into the same write.
+    let fact = crate::supervision::observe(gateway, &request, &answer);
     if let Some(ledger) = ledger {
         let rules = anomalies.iter().map(|a| a.rule.to_owned()).collect();
         let (state, error_code) = if answer.envelope.is_success() {
@@ -351,8 +353,9 @@ async fn run(
             error_code,
             rules,
         );
+        let observed = fact.as_ref().and_then(crate::supervision::journalled);
         let written = ledger
-            .finish(&key, record)
+            .finish_observed(&key, record, observed)
             .instrument(span!("journal", jjj.phase = "final"))
             .await;
         if let Err(error) = written {
@@ -377,7 +380,7 @@ async fn run(
             }
         }
     }
-    crate::supervision::observe(gateway, &request, &answer);
+    crate::supervision::hand(gateway, fact, ledger.is_some());
     Ok(Done::Answered(answer))
 }
 

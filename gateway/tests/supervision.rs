@@ -163,12 +163,22 @@ impl Stage {
         }
     }
 
-    fn restart(&mut self) {
-        let config = self.world.scratch.path("gateway.toml");
+    /// Kills the gateway (SIGKILL: no shutdown of any kind).
+    fn stop(&mut self) {
         let _ = self.world.gateway.child.kill();
         let _ = self.world.gateway.child.wait();
+    }
+
+    /// Starts the gateway again, on the same configuration and ledger.
+    fn start(&mut self) {
+        let config = self.world.scratch.path("gateway.toml");
         self.world.gateway =
             Process::start(&["serve", "--config", &config.display().to_string()], 1);
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.start();
     }
 }
 
@@ -235,6 +245,71 @@ min_baseline_days = 1
     let _ = world.gateway.child.wait();
     world.gateway = Process::start(&["serve", "--config", &config.display().to_string()], 1);
     Stage { world, ledger }
+}
+
+/// Journals, as the gateway does, a settlement answered at Tianjin's
+/// hospital with the invoice number `INV-DUP` already settled there twice:
+/// its entry begun and finished with its supervision fact, in the ledger
+/// only (no gateway evaluated it).
+async fn journal_unevaluated_duplicate(ledger: &ledger::Ledger) {
+    let events = ledger.supervision_events(0).await.unwrap();
+    let template = events
+        .iter()
+        .find(|e| e.institution == TIANJIN_HOSPITAL && e.invono.as_deref() == Some("INV-DUP"))
+        .expect("Tianjin's INV-DUP settlement is kept")
+        .clone();
+    let now = contracts::DateTime::now().unix_millis();
+    let msgid = msgid(TIANJIN_HOSPITAL);
+    let caller = TIANJIN_HOSPITAL.to_owned();
+    let key = ledger::Key::new(&caller, &msgid);
+    let begun = ledger
+        .begin(ledger::NewEntry {
+            key: key.clone(),
+            infno: "2207".into(),
+            institution: caller.clone(),
+            insured: template.insured.clone().unwrap_or_default(),
+            treatment: template.treatment.clone().unwrap_or_default(),
+            region: template.insured.clone().unwrap_or_default(),
+            digest: "00".repeat(32),
+            original_msgid: None,
+            cancels_setl_id: None,
+            psn_no: None,
+            received_at_ms: now - 20,
+        })
+        .await
+        .unwrap();
+    assert_eq!(begun, ledger::Begin::Fresh);
+    let event = ledger::SupervisionEvent {
+        id: format!("crashed-{msgid}"),
+        at_ms: now - 5,
+        msgid: Some(msgid.clone()),
+        mdtrt_id: Some("V-CRASH".into()),
+        setl_id: Some(format!("S-{msgid}")),
+        ..template
+    };
+    let finish = ledger::Finish {
+        state: ledger::State::Done,
+        setl_id: event.setl_id.clone(),
+        mdtrt_id: event.mdtrt_id.clone(),
+        insutype: Some("310".into()),
+        med_type: Some("11".into()),
+        clr_type: Some("11".into()),
+        setl_time_ms: Some(now - 10),
+        medfee_sumamt: event.amount,
+        fund_pay_sumamt: None,
+        acct_pay: None,
+        psn_cash_pay: None,
+        error_code: None,
+        anomalies: Vec::new(),
+        reply_status: 200,
+        reply_media_type: "application/json".into(),
+        reply: b"{}".to_vec(),
+        finished_at_ms: now,
+    };
+    ledger
+        .finish_observed(&key, finish, Some(ledger::Observed { event, count: None }))
+        .await
+        .unwrap();
 }
 
 /// The person number the fixtures name: the platform's pseudonymous number,
@@ -358,6 +433,17 @@ async fn every_rule(mut stage: Stage, sqlite_files: Option<Vec<std::path::PathBu
         "{found:#?}"
     );
     assert_eq!(found[0]["institutions"].as_array().unwrap().len(), 3);
+    // The first and the last of the four are the same purchase at the same
+    // pharmacy, lines and total: a duplicate bill as well.
+    let found = stage.expect("duplicate_bill", 3).await;
+    assert!(
+        found
+            .iter()
+            .any(|s| s["detail"].as_str().unwrap().starts_with(&format!(
+                "the same pharmacy bill (25.20 yuan, same fee lines) settled twice at {bj}"
+            ))),
+        "{found:#?}"
+    );
 
     // institution_surge: Beijing hospital 2 against its baseline of 1 a day;
     // Beijing hospital 1 (30 a day) and Tianjin's (no baseline) are not surges.
@@ -368,17 +454,9 @@ async fn every_rule(mut stage: Stage, sqlite_files: Option<Vec<std::path::PathBu
     );
     assert!(found[0]["person_key"].is_null());
 
-    // A restart in the middle of the windows keeps them. The facts are
-    // written off the request's path: let the queue drain before the kill.
-    let mut last = usize::MAX;
-    for _ in 0..100 {
-        let now = stage.ledger.supervision_events(0).await.unwrap().len();
-        if now == last {
-            break;
-        }
-        last = now;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // A restart in the middle of the windows keeps them: the facts are
+    // written with the journal's final write, before each answer, so the
+    // gateway is killed (SIGKILL) right after the last answer, with no pause.
     stage.restart();
     let fifth = stage.outpatient(bj, 20, "V-H5", "INV-H5");
     let answer = stage.post(bj, &fifth).await;
@@ -387,14 +465,34 @@ async fn every_rule(mut stage: Stage, sqlite_files: Option<Vec<std::path::PathBu
         (403, 3005),
         "the window was lost"
     );
+    // The bill of the visits V-C1 and V-C2 (from their uploaded fee lines) survived.
     stage.upload(bj2, "V-C3", "XA10BAE056A001010100483").await;
     stage.settle(bj2, 10, "V-C3", "INV-C3").await;
-    stage.expect("duplicate_bill", 3).await;
+    let found = stage.expect("duplicate_bill", 4).await;
+    assert!(
+        found
+            .iter()
+            .any(|s| s["mdtrt_ids"].to_string().contains("\"V-C3\"")),
+        "{found:#?}"
+    );
     stage.pharmacy(tj, 31).await;
     stage.expect("pharmacy_quantity", 2).await;
     let admitted = stage.admit(bj2, 1, &time(-5)).await;
     assert!(!admitted.is_empty());
     stage.expect("concurrent_inpatient", 2).await;
+
+    // Killed between the journal's final write and the rules' evaluation:
+    // the fact is in the ledger, its signal is not. Written here as such a
+    // gateway leaves it — a third settlement with Tianjin's invoice INV-DUP
+    // — the next start evaluates the newest facts again and finds it; a
+    // second start finds nothing new (a finding keeps its id).
+    let flagged = stage.signals("&rule=duplicate_bill").await.len();
+    stage.stop();
+    journal_unevaluated_duplicate(&stage.ledger).await;
+    stage.start();
+    stage.expect("duplicate_bill", flagged + 1).await;
+    stage.restart();
+    stage.expect("duplicate_bill", flagged + 1).await;
 
     // Refusals are journalled like any other.
     let refusals = stage

@@ -134,6 +134,10 @@ pub(crate) struct FinishRow {
     pub reply_media_type: String,
     pub reply_hex: String,
     pub finished_at_ms: i64,
+    /// Supervision's writes that go with this finish, in its transaction
+    /// (see [`crate::Ledger::finish_observed`]); run only when the finish
+    /// changed the entry, so a repeat adds nothing.
+    pub feed: Vec<crate::supervision::Write>,
 }
 
 fn fen(field: &str, amount: Option<Money>) -> Result<Option<i64>, LedgerError> {
@@ -197,6 +201,7 @@ pub(crate) fn finish(finish: Finish) -> Result<FinishRow, LedgerError> {
         reply_media_type: finish.reply_media_type,
         reply_hex: to_hex(&finish.reply),
         finished_at_ms: finish.finished_at_ms,
+        feed: Vec::new(),
     })
 }
 

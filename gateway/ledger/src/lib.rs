@@ -136,7 +136,7 @@ use std::time::Duration;
 
 pub use clearing::{ClosedDay, StoredStatement, Verdict};
 pub use contracts::money::Money;
-pub use supervision::{DailyCount, Signal, SupervisionEvent};
+pub use supervision::{DailyCount, Observed, Signal, SupervisionEvent};
 
 /// The schema version this build migrates to (the last migration's number).
 pub const SCHEMA_VERSION: i64 = 5;
@@ -543,7 +543,24 @@ impl Ledger {
     /// Anything else (a finished entry, a missing one) is a conflict, except an
     /// identical repeat of the finish already written, which is a no-op.
     pub async fn finish(&self, key: &Key, finish: Finish) -> Result<(), LedgerError> {
-        let row = check::finish(finish)?;
+        self.finish_observed(key, finish, None).await
+    }
+
+    /// [`Ledger::finish`], and in the same transaction what supervision keeps
+    /// of the call (its event, and the institution's daily count): no crash
+    /// can leave a finished settlement that supervision never heard of. A
+    /// repeat of the finish adds nothing. Parts that fail the supervision
+    /// checks are left out (with a warning): they never fail the finish.
+    pub async fn finish_observed(
+        &self,
+        key: &Key,
+        finish: Finish,
+        observed: Option<Observed>,
+    ) -> Result<(), LedgerError> {
+        let mut row = check::finish(finish)?;
+        if let Some(observed) = observed {
+            row.feed = supervision::feed(observed);
+        }
         self.queue()
             .submit(ops::Op::Finish(key.clone(), row))
             .await?
@@ -836,6 +853,16 @@ impl Ledger {
     pub async fn prune_supervision(&self, before_ms: i64) -> Result<(), LedgerError> {
         self.queue()
             .submit(ops::Op::Supervision(supervision::Write::Prune(before_ms)))
+            .await?
+            .into_unit()
+    }
+
+    /// Records the bill (the digest of the fee lines uploaded for the visit)
+    /// of an event kept without one, once supervision has matched it.
+    pub async fn set_supervision_bill(&self, id: &str, bill: &str) -> Result<(), LedgerError> {
+        let write = supervision::bill(id, bill)?;
+        self.queue()
+            .submit(ops::Op::Supervision(write))
             .await?
             .into_unit()
     }

@@ -660,7 +660,14 @@ async fn first_statement(conn: &PgConn, op: &Op) -> Result<Step, tokio_postgres:
     let changed = match op {
         Op::Begin(entry) => execute(conn, &prepared.insert, &ops::insert_params(entry)).await?,
         Op::Finish(key, row) => {
-            execute(conn, &prepared.finish, &ops::finish_params(key, row)).await?
+            let changed = execute(conn, &prepared.finish, &ops::finish_params(key, row)).await?;
+            if changed == 1 {
+                for write in &row.feed {
+                    let (sql, params) = write.sql_and_params();
+                    conn.client.execute(sql, &refs(&params)).await?;
+                }
+            }
+            changed
         }
         Op::Resolve(key, state, at_ms) => {
             execute(

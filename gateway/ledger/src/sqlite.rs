@@ -514,9 +514,17 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Result<Outcome, LedgerE
         Op::Begin(entry) => conn
             .prepare_cached(&SQL.insert)?
             .execute(params_from_iter(ops::insert_params(entry)))?,
-        Op::Finish(key, row) => conn
-            .prepare_cached(&SQL.finish)?
-            .execute(params_from_iter(ops::finish_params(key, row)))?,
+        Op::Finish(key, row) => {
+            let changed = conn
+                .prepare_cached(&SQL.finish)?
+                .execute(params_from_iter(ops::finish_params(key, row)))?;
+            if changed == 1 {
+                for write in &row.feed {
+                    supervise(conn, write)?;
+                }
+            }
+            changed
+        }
         Op::Resolve(key, state, at_ms) => conn
             .prepare_cached(&SQL.resolve)?
             .execute(params_from_iter(ops::resolve_params(key, *state, *at_ms)))?,
@@ -539,9 +547,7 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Result<Outcome, LedgerE
             return Ok(Ok(Outcome::Unit));
         }
         Op::Supervision(write) => {
-            let (sql, params) = write.sql_and_params();
-            conn.prepare_cached(&sql::for_sqlite(sql))?
-                .execute(params_from_iter(params))?;
+            supervise(conn, write)?;
             return Ok(Ok(Outcome::Unit));
         }
         Op::Clearing(write) => {
@@ -570,4 +576,11 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Result<Outcome, LedgerE
         .next()
         .map(check::entry);
     Ok(ops::after_miss(op, existing))
+}
+
+/// Runs one supervision write inside the batch transaction.
+fn supervise(conn: &Connection, write: &crate::supervision::Write) -> rusqlite::Result<usize> {
+    let (sql, params) = write.sql_and_params();
+    conn.prepare_cached(&sql::for_sqlite(sql))?
+        .execute(params_from_iter(params))
 }

@@ -90,11 +90,23 @@ pub struct DailyCount {
     pub amount: Money,
 }
 
+/// What supervision keeps of a finished call, written with the finish
+/// ([`crate::Ledger::finish_observed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// The fact its windows need.
+    pub event: SupervisionEvent,
+    /// Added to the institution's count of the day (a cross-region settlement).
+    pub count: Option<DailyCount>,
+}
+
 /// A supervision write, executed by the writer like a journal command.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Write {
     Signal(SignalRow),
     Event(SupervisionEvent),
+    /// Sets the bill of an event kept without one: (id, bill).
+    Bill(String, String),
     /// Adds to the day's count.
     Count(DailyCount),
     /// Sets the day's count (seeding a baseline).
@@ -104,7 +116,7 @@ pub(crate) enum Write {
 }
 
 /// A [`Signal`] with its lists joined, as stored.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SignalRow {
     signal: Signal,
     regions: String,
@@ -131,6 +143,8 @@ const ADD_COUNT: &str = "INSERT INTO supervision_daily (institution, day, settle
 const SET_COUNT: &str = "INSERT INTO supervision_daily (institution, day, settlements, amount) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (institution, day) DO UPDATE SET \
      settlements = excluded.settlements, amount = excluded.amount";
+
+const SET_BILL: &str = "UPDATE supervision_events SET bill = $2 WHERE id = $1";
 
 const PRUNE: &str = "DELETE FROM supervision_events WHERE at_ms < $1";
 
@@ -261,6 +275,7 @@ impl Write {
                     Val::Int(Some(c.amount.fen())),
                 ],
             ),
+            Write::Bill(id, bill) => (SET_BILL, vec![Val::Text(Some(id)), Val::Text(Some(bill))]),
             Write::Prune(before_ms) => (PRUNE, vec![Val::Int(Some(*before_ms))]),
         }
     }
@@ -356,6 +371,31 @@ pub(crate) fn check_event(e: &SupervisionEvent) -> Result<(), LedgerError> {
         text("drugs", drugs, false, 4000)?;
     }
     Ok(())
+}
+
+/// The writes of what supervision keeps of a finished call: the parts
+/// that pass the checks (a part that does not is left out, with a warning
+/// that names the check, never the data).
+pub(crate) fn feed(observed: Observed) -> Vec<Write> {
+    let mut writes = Vec::with_capacity(2);
+    match check_event(&observed.event) {
+        Ok(()) => writes.push(Write::Event(observed.event)),
+        Err(error) => tracing::warn!(%error, "supervision event left out of the finish"),
+    }
+    if let Some(count) = observed.count {
+        match check_count(&count) {
+            Ok(()) => writes.push(Write::Count(count)),
+            Err(error) => tracing::warn!(%error, "supervision count left out of the finish"),
+        }
+    }
+    writes
+}
+
+/// Checks a bill update.
+pub(crate) fn bill(id: &str, bill: &str) -> Result<Write, LedgerError> {
+    text("id", id, true, 128)?;
+    text("bill", bill, true, 128)?;
+    Ok(Write::Bill(id.to_owned(), bill.to_owned()))
 }
 
 /// Checks a daily count.

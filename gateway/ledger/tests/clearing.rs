@@ -5,34 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use ledger::{ClosedDay, Ledger, LedgerError, StoredStatement, Verdict};
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::common::SqliteDb::new();
-                    super::$name(&db.url).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(schema) = super::common::PgSchema::create().await else {
-                        return;
-                    };
-                    super::$name(&schema.url).await;
-                }
-            )*
-        }
-    };
-}
 
 both!(
     a_closed_day_refuses_every_change,

@@ -3,37 +3,13 @@
 //! (skipped, loudly, when `JJJ_TEST_POSTGRES_URL` is not set).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use std::collections::HashSet;
 
 use common::{entry, finish, raw_exec, raw_i64, unique};
 use ledger::{Key, Ledger, LedgerError, Refusal, State};
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::common::SqliteDb::new();
-                    super::$name(&db.url).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(schema) = super::common::PgSchema::create().await else {
-                        return;
-                    };
-                    super::$name(&schema.url).await;
-                }
-            )*
-        }
-    };
-}
 
 both!(
     refusals_round_trip_in_order,

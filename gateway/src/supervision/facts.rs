@@ -211,6 +211,29 @@ pub enum Fact {
     },
 }
 
+impl Fact {
+    /// When it was observed, Unix milliseconds.
+    pub fn at_ms(&self) -> i64 {
+        match self {
+            Fact::Admission(a) => a.at_ms,
+            Fact::Settlement(s) => s.at_ms,
+            Fact::Discharge { at_ms, .. }
+            | Fact::AdmissionCancel { at_ms, .. }
+            | Fact::Cancel { at_ms, .. }
+            | Fact::Reversal { at_ms, .. }
+            | Fact::FeeUpload { at_ms, .. } => *at_ms,
+        }
+    }
+
+    /// A settlement's bill (the digest of its fee lines), once known.
+    pub fn bill(&self) -> Option<&str> {
+        match self {
+            Fact::Settlement(s) => s.bill.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// The lines of fee details, for a bill's digest.
 pub fn lines(details: &[FeeDetail]) -> Vec<Line> {
     details

@@ -2,18 +2,20 @@
 //! admissions the gateway journals (issue 11; the rules are specified in
 //! `contracts/supervision.md`).
 //!
-//! Each platform sees only its own side; the gateway sees both. After the
-//! final journal write of an answered message, the pipeline hands the
-//! message's few facts ([`facts`]) to a bounded queue ([`observe`]: never
-//! waits; a full queue drops the fact and counts it); a background task
+//! Each platform sees only its own side; the gateway sees both. Before the
+//! final journal write of an answered message, the pipeline takes the
+//! message's few facts ([`facts`], [`observe`]); what the windows need of
+//! them is written in that same transaction ([`journalled`]), and after it
+//! the facts go to a bounded queue ([`hand`]: never waits; a full queue
+//! drops the fact from the windows and counts it); a background task
 //! updates the rules' windows ([`windows`]), evaluates the rules, and writes
-//! what the windows need and the signals found to the ledger. Nothing of this
-//! is on the request's path, except for rules configured `mode = "refuse"`:
-//! those that can decide on the request alone (`duplicate_bill`,
-//! `frequency`, `pharmacy_quantity`, and `concurrent_inpatient` for
-//! admissions) are evaluated before forwarding ([`screen`], in memory), and
-//! a hit is answered `3005 supervision_refused` naming the rule, in the
-//! caller's dialect, and journalled like any refusal.
+//! the signals found to the ledger. Nothing of the evaluation is on the
+//! request's path, except for rules configured `mode = "refuse"`: those that
+//! can decide on the request alone (`duplicate_bill`, `frequency`,
+//! `pharmacy_quantity`, and `concurrent_inpatient` for admissions) are
+//! evaluated before forwarding ([`screen`], in memory), and a hit is
+//! answered `3005 supervision_refused` naming the rule, in the caller's
+//! dialect, journalled like any refusal, its signal kept before it leaves.
 //!
 //! The rules, one file each: [`concurrent_inpatient`], [`duplicate_bill`],
 //! [`frequency`], [`pharmacy_quantity`], [`institution_surge`].
@@ -34,10 +36,13 @@
 //! indexes ([`index`]) — about 230 bytes per settlement held in all, so a
 //! month at national scale fits in a few GiB (BENCHMARKS.md).
 //!
-//! **It survives a restart**: at start the windows are rebuilt from
-//! `supervision_events` and the institutions' daily counts
-//! (`supervision_daily`). Fee lines uploaded for a visit wait for its
-//! settlement in memory only (a day at most).
+//! **It survives a restart, even a kill**: at start the windows are rebuilt
+//! from `supervision_events` and the institutions' daily counts
+//! (`supervision_daily`), and the facts of the last [`REPLAY_MS`] before the
+//! newest one are evaluated again — those the task may not have reached.
+//! Fee lines uploaded for a visit wait for its settlement in memory only (a
+//! day at most); the bill they make is added to the settlement's row once
+//! matched.
 
 pub mod api;
 pub mod codes;
@@ -71,6 +76,12 @@ use windows::{day_number, Windows, DAY_MS};
 pub const QUEUE: usize = 16_384;
 /// How many queued facts the task takes at once.
 const BATCH: usize = 256;
+/// How far back from the newest fact kept a start evaluates the facts
+/// again: those the task had not evaluated when the gateway stopped. The
+/// task evaluates a fact within milliseconds of its journal write; its queue
+/// holds at most [`QUEUE`] facts, 8 s at 2,000 settlements/s. Evaluating a
+/// fact twice is harmless: a finding keeps its id.
+const REPLAY_MS: i64 = 120_000;
 /// How often the windows and the ledger's events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -261,12 +272,12 @@ fn clean(ids: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// What the background task is handed.
-enum Work {
-    /// An answered message's facts.
-    Fact(Fact),
-    /// A finding of [`screen`] (the message was refused).
-    Refused(Finding),
+/// What the background task is handed: an answered message's facts, and
+/// whether the ledger already has them (written with the journal's finish,
+/// [`journalled`]); the task writes the others itself.
+struct Work {
+    fact: Fact,
+    journalled: bool,
 }
 
 /// Counts of the supervision queue.
@@ -384,9 +395,17 @@ impl Supervision {
             .await
             .map_err(|e| anyhow::anyhow!("supervision: reading its events: {e}"))?;
         let rebuilt = events.len();
+        // The newest facts may have been journalled but not yet evaluated
+        // when the gateway stopped: those are evaluated again below.
+        let replay_from = events.last().map_or(i64::MAX, |e| e.at_ms - REPLAY_MS);
+        let mut tail = Vec::new();
         for event in events {
             if let Some(fact) = fact_of_event(event) {
-                windows.apply(&fact, false);
+                if fact.at_ms() >= replay_from {
+                    tail.push(fact);
+                } else {
+                    windows.apply(&fact, false);
+                }
             }
         }
         let first = DateTime::from_unix_millis(now - keep_days * DAY_MS)
@@ -418,11 +437,6 @@ impl Supervision {
             }
         }
         windows.prune(now);
-        tracing::info!(
-            rules = settings.rules.len(),
-            events = rebuilt,
-            "supervision: windows rebuilt from the ledger"
-        );
         let (tx, rx) = mpsc::channel(QUEUE);
         let supervision = Arc::new(Supervision {
             key: settings.hmac_key.clone(),
@@ -432,6 +446,26 @@ impl Supervision {
             tx,
             counters: Counters::default(),
         });
+        let evaluated = tail.len();
+        let mut found = 0;
+        for mut fact in tail {
+            for finding in supervision.handle(&mut fact, false) {
+                // The same finding has the same id: one already kept stays as it was.
+                let signal = signal_of(&supervision, &finding, fact.at_ms());
+                ledger
+                    .put_signal(signal)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("supervision: keeping a signal: {e}"))?;
+                found += 1;
+            }
+        }
+        tracing::info!(
+            rules = settings.rules.len(),
+            events = rebuilt,
+            evaluated,
+            found,
+            "supervision: windows rebuilt from the ledger, the newest facts evaluated again"
+        );
         tokio::spawn(run(supervision.clone(), ledger.clone(), rx));
         Ok(Some(supervision))
     }
@@ -454,8 +488,8 @@ impl Supervision {
 
     /// The work the background task does for one fact: the rules evaluated,
     /// the windows updated. Returns how many signals it raised.
-    pub fn handle_fact(&self, fact: Fact, now_ms: i64) -> usize {
-        self.handle(fact, now_ms).len()
+    pub fn handle_fact(&self, mut fact: Fact) -> usize {
+        self.handle(&mut fact, true).len()
     }
 
     /// Forgets what is older than the longest window, as the task does every minute.
@@ -488,19 +522,22 @@ impl Supervision {
         findings
     }
 
-    /// Handles one fact in memory: evaluates, applies, checks surges.
-    fn handle(&self, mut fact: Fact, now_ms: i64) -> Vec<Finding> {
+    /// Handles one fact in memory: fills in a settlement's bill from the
+    /// fee lines uploaded for its visit, evaluates, applies (adding a
+    /// settlement to its institution's count of the day when `count`: not
+    /// when the count was read from the ledger), checks surges.
+    fn handle(&self, fact: &mut Fact, count: bool) -> Vec<Finding> {
         let mut windows = self.windows();
-        if let Fact::Settlement(s) = &mut fact {
+        if let Fact::Settlement(s) = fact {
             if s.bill.is_none() && s.kind != SettleKind::Pharmacy {
                 if let Some(mdtrt_id) = &s.mdtrt_id {
                     s.bill = windows.bill_of(&s.institution, mdtrt_id);
                 }
             }
         }
-        let mut findings = self.evaluate(&windows, &fact, false);
-        windows.apply(&fact, true);
-        if let Fact::Settlement(s) = &fact {
+        let mut findings = self.evaluate(&windows, fact, false);
+        windows.apply(fact, count);
+        if let Fact::Settlement(s) = &*fact {
             let today = day_number(s.at_ms);
             for (index, rule) in self.rules.iter().enumerate() {
                 if rule.name != RuleName::InstitutionSurge {
@@ -518,12 +555,12 @@ impl Supervision {
                 }
             }
         }
-        let _ = now_ms;
         findings
     }
 }
 
-/// The task: facts in, windows updated, events, counts and signals out.
+/// The task: facts in, windows updated, signals out (and the events and
+/// counts of the facts the journal did not write).
 async fn run(supervision: Arc<Supervision>, ledger: ledger::Ledger, mut rx: mpsc::Receiver<Work>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
@@ -534,38 +571,31 @@ async fn run(supervision: Arc<Supervision>, ledger: ledger::Ledger, mut rx: mpsc
                 if received == 0 {
                     return;
                 }
+                // In the order of observation, as a restart replays them.
+                batch.sort_by_key(|work| work.fact.at_ms());
                 let mut writes = tokio::task::JoinSet::new();
                 let now = crate::journal::now_ms();
-                for work in batch.drain(..) {
-                    let (fact, findings) = match work {
-                        Work::Fact(fact) => {
-                            let findings = supervision.handle(fact.clone(), now);
-                            (Some(fact), findings)
-                        }
-                        Work::Refused(finding) => (None, vec![finding]),
-                    };
-                    if let Some(fact) = fact {
-                        if let Some(event) = event_of_fact(&fact) {
+                for Work { mut fact, journalled } in batch.drain(..) {
+                    let billed = fact.bill().is_some();
+                    let findings = supervision.handle(&mut fact, true);
+                    if !journalled {
+                        if let Some(observed) = observed_of(&fact) {
                             let ledger = ledger.clone();
-                            writes.spawn(async move { ledger.put_supervision_event(event).await });
+                            writes.spawn(async move {
+                                ledger.put_supervision_event(observed.event).await?;
+                                match observed.count {
+                                    Some(count) => ledger.count_settlements(count).await,
+                                    None => Ok(()),
+                                }
+                            });
                         }
-                        if let Fact::Settlement(s) = &fact {
-                            if s.insured.get(..2) != s.treatment.get(..2) {
-                                let count = ledger::DailyCount {
-                                    institution: s.institution.clone(),
-                                    day: DateTime::from_unix_millis(s.at_ms).map(|t| t.date().to_string()).unwrap_or_default(),
-                                    settlements: 1,
-                                    amount: s.amount,
-                                };
-                                let ledger = ledger.clone();
-                                writes.spawn(async move { ledger.count_settlements(count).await });
-                            }
-                        }
+                    } else if let (false, Some(bill), Some(id)) = (billed, fact.bill(), event_id(&fact)) {
+                        // Matched with its visit's uploaded fee lines only now: kept for a restart.
+                        let (ledger, bill) = (ledger.clone(), bill.to_owned());
+                        writes.spawn(async move { ledger.set_supervision_bill(&id, &bill).await });
                     }
                     for finding in findings {
-                        supervision.counters.signals.fetch_add(1, Ordering::Relaxed);
-                        let signal = finding.signal(now);
-                        tracing::info!(rule = %signal.rule, id = %signal.id, institutions = %signal.institutions.join(","), "supervision signal");
+                        let signal = signal_of(&supervision, &finding, now);
                         let ledger = ledger.clone();
                         writes.spawn(async move { ledger.put_signal(signal).await });
                     }
@@ -592,24 +622,46 @@ async fn run(supervision: Arc<Supervision>, ledger: ledger::Ledger, mut rx: mpsc
     }
 }
 
-/// Hands an answered message's facts to supervision, after its final
-/// journal write; never waits (a full queue drops the fact, counted).
-pub fn observe(gateway: &Gateway, request: &Request, answer: &Answer) {
-    let Some(supervision) = &gateway.supervision else {
-        return;
-    };
+/// A finding as the ledger keeps it, detected at `now_ms`, counted and logged (without the person).
+fn signal_of(supervision: &Supervision, finding: &Finding, now_ms: i64) -> ledger::Signal {
+    supervision.counters.signals.fetch_add(1, Ordering::Relaxed);
+    let signal = finding.signal(now_ms);
+    tracing::info!(rule = %signal.rule, id = %signal.id, institutions = %signal.institutions.join(","), "supervision signal");
+    signal
+}
+
+/// Takes an answered message's facts for supervision, before its final
+/// journal write: what [`journalled`] gives goes into that write, and the
+/// fact is handed to the task by [`hand`] once the write is done.
+pub fn observe(gateway: &Gateway, request: &Request, answer: &Answer) -> Option<Fact> {
+    let supervision = gateway.supervision.as_ref()?;
     if !followed(&request.input) {
-        return;
+        return None;
     }
     let now = crate::journal::now_ms();
-    let Some(fact) = facts::fact_of(&supervision.key, request, answer, now, |_, _| None) else {
-        return;
-    };
+    let fact = facts::fact_of(&supervision.key, request, answer, now, |_, _| None)?;
     supervision
         .counters
         .observed
         .fetch_add(1, Ordering::Relaxed);
-    if supervision.tx.try_send(Work::Fact(fact)).is_err() {
+    Some(fact)
+}
+
+/// What the journal's final write keeps of a fact for supervision
+/// ([`ledger::Ledger::finish_observed`]): written in the same transaction,
+/// so a crash right after the answer loses nothing the windows need.
+pub fn journalled(fact: &Fact) -> Option<ledger::Observed> {
+    observed_of(fact)
+}
+
+/// Hands a fact to the background task, after the final journal write
+/// (`journalled`: that write kept it); never waits (a full queue drops the
+/// fact from the windows until the next restart reads it back, counted).
+pub fn hand(gateway: &Gateway, fact: Option<Fact>, journalled: bool) {
+    let (Some(supervision), Some(fact)) = (&gateway.supervision, fact) else {
+        return;
+    };
+    if supervision.tx.try_send(Work { fact, journalled }).is_err() {
         supervision.counters.dropped.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("supervision queue full: a fact was not observed");
     }
@@ -637,7 +689,7 @@ fn followed(body: &RequestBody) -> bool {
 /// Before forwarding: the rules in `refuse` mode that decide on the request
 /// alone. A hit refuses the message (3005, naming the rule) and records the
 /// signal; otherwise nothing happens. In memory, no I/O.
-pub fn screen(gateway: &Gateway, request: &Request) -> Result<(), Refusal> {
+pub async fn screen(gateway: &Gateway, request: &Request) -> Result<(), Refusal> {
     let Some(supervision) = &gateway.supervision else {
         return Ok(());
     };
@@ -669,19 +721,62 @@ pub fn screen(gateway: &Gateway, request: &Request) -> Result<(), Refusal> {
     };
     let rule = finding.rule.as_str();
     finding.detail = format!("refused before forwarding: {}", finding.detail);
-    let _ = supervision.tx.try_send(Work::Refused(finding));
+    // Kept before the refusal leaves: a crash cannot lose it.
+    let signal = signal_of(supervision, &finding, now);
+    if let Some(ledger) = &gateway.ledger {
+        if let Err(error) = ledger.put_signal(signal).await {
+            supervision
+                .counters
+                .write_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%error, "supervision: the signal of a refusal was not kept");
+        }
+    }
     Err(Refusal::new(
         ErrorCode::SupervisionRefused,
         format!("supervision rule {rule}: see contracts/supervision.md; the regions' officers review it"),
     ))
 }
 
-/// The ledger row of a fact, if the windows need it after a restart.
-fn event_of_fact(fact: &Fact) -> Option<ledger::SupervisionEvent> {
-    let id = |parts: &str| facts::hex(&sha2::Sha256::digest(parts.as_bytes())[..16]);
-    Some(match fact {
+/// The id of a fact's ledger row (what makes it unique), if it has one.
+fn event_id(fact: &Fact) -> Option<String> {
+    let parts = match fact {
+        Fact::Admission(a) => format!("admission|{}|{}", a.institution, a.msgid),
+        Fact::Discharge {
+            institution,
+            mdtrt_id,
+            end_ms,
+            ..
+        } => format!("discharge|{institution}|{mdtrt_id}|{end_ms}"),
+        Fact::AdmissionCancel {
+            institution,
+            mdtrt_id,
+            ..
+        } => format!("admission_cancel|{institution}|{mdtrt_id}"),
+        Fact::Settlement(s) => format!("settlement|{}|{}", s.institution, s.msgid),
+        Fact::Cancel {
+            institution,
+            setl_id,
+            ..
+        } => format!("cancel|{institution}|{setl_id}"),
+        Fact::Reversal {
+            institution,
+            omsgid,
+            ..
+        } => format!("reversal|{institution}|{omsgid}"),
+        Fact::FeeUpload { .. } => return None,
+    };
+    Some(facts::hex(&sha2::Sha256::digest(parts.as_bytes())[..16]))
+}
+
+/// What the ledger keeps of a fact for the windows after a restart: its
+/// row, and for a cross-region settlement one more in its institution's
+/// count of the day (the baseline of `institution_surge`).
+fn observed_of(fact: &Fact) -> Option<ledger::Observed> {
+    let id = event_id(fact)?;
+    let event = match fact {
         Fact::Admission(a) => ledger::SupervisionEvent {
-            id: id(&format!("admission|{}|{}", a.institution, a.msgid)),
+            id,
             at_ms: a.at_ms,
             kind: "admission".into(),
             person_key: Some(a.person.clone()),
@@ -699,7 +794,7 @@ fn event_of_fact(fact: &Fact) -> Option<ledger::SupervisionEvent> {
             end_ms,
             at_ms,
         } => ledger::SupervisionEvent {
-            id: id(&format!("discharge|{institution}|{mdtrt_id}|{end_ms}")),
+            id,
             at_ms: *at_ms,
             kind: "discharge".into(),
             institution: institution.clone(),
@@ -712,7 +807,7 @@ fn event_of_fact(fact: &Fact) -> Option<ledger::SupervisionEvent> {
             mdtrt_id,
             at_ms,
         } => ledger::SupervisionEvent {
-            id: id(&format!("admission_cancel|{institution}|{mdtrt_id}")),
+            id,
             at_ms: *at_ms,
             kind: "admission_cancel".into(),
             institution: institution.clone(),
@@ -720,7 +815,7 @@ fn event_of_fact(fact: &Fact) -> Option<ledger::SupervisionEvent> {
             ..Default::default()
         },
         Fact::Settlement(s) => ledger::SupervisionEvent {
-            id: id(&format!("settlement|{}|{}", s.institution, s.msgid)),
+            id,
             at_ms: s.at_ms,
             kind: "settlement".into(),
             person_key: Some(s.person.clone()),
@@ -748,7 +843,7 @@ fn event_of_fact(fact: &Fact) -> Option<ledger::SupervisionEvent> {
             setl_id,
             at_ms,
         } => ledger::SupervisionEvent {
-            id: id(&format!("cancel|{institution}|{setl_id}")),
+            id,
             at_ms: *at_ms,
             kind: "cancel".into(),
             institution: institution.clone(),
@@ -760,7 +855,7 @@ fn event_of_fact(fact: &Fact) -> Option<ledger::SupervisionEvent> {
             omsgid,
             at_ms,
         } => ledger::SupervisionEvent {
-            id: id(&format!("reversal|{institution}|{omsgid}")),
+            id,
             at_ms: *at_ms,
             kind: "reversal".into(),
             institution: institution.clone(),
@@ -768,7 +863,21 @@ fn event_of_fact(fact: &Fact) -> Option<ledger::SupervisionEvent> {
             ..Default::default()
         },
         Fact::FeeUpload { .. } => return None,
-    })
+    };
+    let count = match fact {
+        Fact::Settlement(s) if s.insured.get(..2) != s.treatment.get(..2) => {
+            Some(ledger::DailyCount {
+                institution: s.institution.clone(),
+                day: DateTime::from_unix_millis(s.at_ms)
+                    .map(|t| t.date().to_string())
+                    .unwrap_or_default(),
+                settlements: 1,
+                amount: s.amount,
+            })
+        }
+        _ => None,
+    };
+    Some(ledger::Observed { event, count })
 }
 
 /// The fact a ledger row keeps.

@@ -1,7 +1,7 @@
 //! Shared test helpers: temporary SQLite files, throw-away PostgreSQL schemas,
 //! sample entries, raw SQL for tampering, and a TCP proxy that can cut or
 //! hang the connection to PostgreSQL.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_macros, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -13,6 +13,35 @@ use ledger::{Finish, Key, Money, NewEntry, PsnNo, State};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
+
+/// Runs each named `async fn(url: &str)` as two tests: on a temporary
+/// SQLite file (`sqlite::NAME`) and on a throw-away PostgreSQL schema
+/// (`postgres::NAME`, skipped loudly without `JJJ_TEST_POSTGRES_URL`).
+/// Invoked at the root of a test file that has `#[macro_use] mod common;`.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::common::SqliteDb::new();
+                    super::$name(&db.url).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(schema) = super::common::PgSchema::create().await else {
+                        return;
+                    };
+                    super::$name(&schema.url).await;
+                }
+            )*
+        }
+    };
+}
 
 /// A unique lower-case identifier.
 pub fn unique(prefix: &str) -> String {
