@@ -718,10 +718,21 @@ impl Windows {
         }
     }
 
-    /// Drops everything older than its window at `now_ms`.
+    /// Drops everything older than its window at `now_ms`, in one go (at
+    /// start; the task prunes in slices: [`Windows::prune_stays`], then
+    /// [`Windows::prune_persons`] until it answers `None`).
     pub fn prune(&mut self, now_ms: i64) {
+        self.prune_stays(now_ms);
+        let mut from = 0;
+        while let Some(next) = self.prune_persons(now_ms, from, u32::MAX) {
+            from = next;
+        }
+    }
+
+    /// Drops the stays, bills, daily counts and surges older than their
+    /// windows: the part of a prune that does not walk every person.
+    pub fn prune_stays(&mut self, now_ms: i64) {
         let horizon = now_ms - self.keep_ms;
-        let settled_horizon = now_ms - self.settle_ms;
         let mut gone = Vec::new();
         self.stays.retain(|&person, stays| {
             let mut i = 0;
@@ -740,9 +751,6 @@ impl Windows {
             let repoint = stay.at_ms >= horizon;
             self.drop_stay(person, stay, repoint);
         }
-        for person in 0..self.persons.bound() {
-            self.prune_person(person, settled_horizon);
-        }
         self.bills.retain(|_, (_, at)| *at + BILL_MS >= now_ms);
         let first_day = day_number(now_ms) - self.keep_days;
         self.days.retain(|_, days| {
@@ -750,6 +758,20 @@ impl Windows {
             !days.is_empty()
         });
         self.surged.retain(|(_, _, day)| *day >= first_day);
+    }
+
+    /// Drops the settlements older than their window of at most `count`
+    /// persons from the person numbered `from`; the number to go on from,
+    /// or `None` when every person has been seen. Between two slices the
+    /// windows may be read (and changed) as usual.
+    pub fn prune_persons(&mut self, now_ms: i64, from: u32, count: u32) -> Option<u32> {
+        let horizon = now_ms - self.settle_ms;
+        let bound = self.persons.bound();
+        let end = from.saturating_add(count).min(bound);
+        for person in from..end {
+            self.prune_person(person, horizon);
+        }
+        (end < bound).then_some(end)
     }
 
     /// Drops a person's settlements older than `horizon`, from the oldest
@@ -861,5 +883,107 @@ impl Windows {
                         .sum::<usize>(),
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervision::facts::{Admission, SettleKind, Settlement};
+    use contracts::Money;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    /// Windows of two days holding, for each of 40 people, a settlement an
+    /// hour for three days, out of order for every fifth, and a stay each.
+    fn filled() -> Windows {
+        let mut windows = Windows::new(2 * DAY_MS, 2 * DAY_MS, 3);
+        for n in 0..40_i64 {
+            let person = format!("{n:064x}");
+            let mut hours: Vec<i64> = (0..72).collect();
+            if n % 5 == 0 {
+                hours.swap(3, 40);
+            }
+            for hour in hours {
+                let at_ms = hour * HOUR_MS;
+                windows.apply(
+                    &Fact::Settlement(Settlement {
+                        person: person.clone(),
+                        institution: format!("H{}", n % 7),
+                        insured: "110000".into(),
+                        treatment: "120000".into(),
+                        kind: SettleKind::Outpatient,
+                        mdtrt_id: Some(format!("V{n}-{hour}")),
+                        setl_id: Some(format!("S{n}-{hour}")),
+                        amount: Money::from_fen(100 + hour).unwrap_or_default(),
+                        invono: Some(format!("I{n}-{hour}")),
+                        bill: None,
+                        drugs: Vec::new(),
+                        at_ms,
+                        msgid: format!("M{n}-{hour}"),
+                    }),
+                    true,
+                );
+            }
+            windows.apply(
+                &Fact::Admission(Admission {
+                    person,
+                    institution: "H9".into(),
+                    insured: "110000".into(),
+                    treatment: "130000".into(),
+                    mdtrt_id: Some(format!("A{n}")),
+                    begin_ms: n * HOUR_MS,
+                    at_ms: n * HOUR_MS,
+                    msgid: format!("MA{n}"),
+                }),
+                true,
+            );
+        }
+        windows
+    }
+
+    #[test]
+    fn a_prune_in_slices_forgets_what_a_prune_in_one_go_forgets() {
+        let now = 80 * HOUR_MS;
+        let mut whole = filled();
+        let before = whole.settlements_held();
+        whole.prune(now);
+        let mut sliced = filled();
+        sliced.prune_stays(now);
+        let (mut from, mut slices) = (0, 1);
+        while let Some(next) = sliced.prune_persons(now, from, 3) {
+            assert!(next > from);
+            from = next;
+            slices += 1;
+        }
+        assert!(slices > 10, "{slices}");
+        // Hours 32 to 71 are within two days of hour 80: 40 a person. For
+        // the eight people out of order (hour 40 came fourth), hours 3 to 31
+        // stay too, behind hour 40, out of the indexes, until it goes.
+        assert_eq!(before, 40 * 72);
+        assert_eq!(whole.settlements_held(), 40 * 40 + 8 * 29);
+        assert_eq!(sliced.settlements_held(), whole.settlements_held());
+        assert_eq!(sliced.size(), whole.size());
+        for n in [0_i64, 1, 39] {
+            let person = format!("{n:064x}");
+            let at = |w: &Windows| -> Vec<i64> {
+                w.settlements_of(&person)
+                    .map(|s| s.map(|h| h.at_ms()).collect())
+                    .unwrap_or_default()
+            };
+            assert_eq!(at(&sliced), at(&whole));
+            if n % 5 != 0 {
+                assert!(at(&whole).iter().all(|&t| t >= now - 2 * DAY_MS), "{n}");
+            }
+        }
+        // Past every window, nothing is left either way.
+        let later = now + 10 * DAY_MS;
+        whole.prune(later);
+        sliced.prune_stays(later);
+        let mut from = 0;
+        while let Some(next) = sliced.prune_persons(later, from, 7) {
+            from = next;
+        }
+        assert_eq!((whole.size(), sliced.size()), (0, 0));
     }
 }
