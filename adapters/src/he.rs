@@ -9,13 +9,11 @@
 //! header: `mdtrtarea_admvs` is `sender`, `insuplc_admdvs` is `receiver`
 //! (in a request) and `inf_refmsgid` is `msgid` (in an answer).
 
-use crate::dialect::{Dialect, Limits};
 use crate::xml::{
-    self, Charset, Clock, CodeTable, Frame, MoneyUnit, NameCache, Placement, WireName, XmlDialect,
+    Charset, Clock, CodeTable, Frame, MoneyUnit, NameCache, Placement, WireName, XmlDialect,
 };
 use contracts::model::envelope::{AnswerEnvelope, RequestEnvelope};
 use contracts::record::{CodeSet, RecordType, Schema};
-use contracts::{Answer, Infno, Refusal, Request};
 
 /// The Hebei XML dialect.
 pub struct He;
@@ -110,40 +108,5 @@ impl XmlDialect for He {
             return None;
         }
         schema.index_of(wire)
-    }
-}
-
-impl Dialect for He {
-    fn name(&self) -> &'static str {
-        "he"
-    }
-
-    fn media_type(&self) -> &'static str {
-        "application/xml; charset=utf-8"
-    }
-
-    fn decode_request(&self, bytes: &[u8], limits: &Limits) -> Result<Request, Refusal> {
-        xml::decode_request::<He>(bytes, limits)
-    }
-
-    fn encode_request(&self, request: &Request) -> Vec<u8> {
-        xml::encode_request::<He>(request)
-    }
-
-    fn decode_answer(
-        &self,
-        infno: Infno,
-        bytes: &[u8],
-        limits: &Limits,
-    ) -> Result<Answer, Refusal> {
-        xml::decode_answer::<He>(infno, bytes, limits)
-    }
-
-    fn encode_answer(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
-        xml::encode_answer::<He>(answer)
-    }
-
-    fn encode_answer_redacted(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
-        xml::encode_answer_redacted::<He>(answer)
     }
 }

@@ -6,12 +6,10 @@
 //! scalars are child elements, lists are a wrapper element holding one
 //! `<ROW>` per item, the envelope's fields sit in the root element.
 
-use crate::dialect::{Dialect, Limits};
 use crate::xml::{
-    self, Charset, Clock, CodeTable, Frame, MoneyUnit, NameCache, Placement, WireName, XmlDialect,
+    Charset, Clock, CodeTable, Frame, MoneyUnit, NameCache, Placement, WireName, XmlDialect,
 };
 use contracts::record::{CodeSet, Schema};
-use contracts::{Answer, Infno, Refusal, Request};
 
 /// The Tianjin XML dialect.
 pub struct Tj;
@@ -337,40 +335,5 @@ impl XmlDialect for Tj {
                 schema.index_of(national)
             }
         }
-    }
-}
-
-impl Dialect for Tj {
-    fn name(&self) -> &'static str {
-        "tj"
-    }
-
-    fn media_type(&self) -> &'static str {
-        "application/xml; charset=GB18030"
-    }
-
-    fn decode_request(&self, bytes: &[u8], limits: &Limits) -> Result<Request, Refusal> {
-        xml::decode_request::<Tj>(bytes, limits)
-    }
-
-    fn encode_request(&self, request: &Request) -> Vec<u8> {
-        xml::encode_request::<Tj>(request)
-    }
-
-    fn decode_answer(
-        &self,
-        infno: Infno,
-        bytes: &[u8],
-        limits: &Limits,
-    ) -> Result<Answer, Refusal> {
-        xml::decode_answer::<Tj>(infno, bytes, limits)
-    }
-
-    fn encode_answer(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
-        xml::encode_answer::<Tj>(answer)
-    }
-
-    fn encode_answer_redacted(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
-        xml::encode_answer_redacted::<Tj>(answer)
     }
 }

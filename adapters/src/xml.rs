@@ -14,7 +14,7 @@
 //! refused; only the five predefined entities and numeric character
 //! references are accepted.
 
-use crate::dialect::Limits;
+use crate::dialect::{Dialect, Limits};
 use crate::json;
 use crate::trail::{Step, Trail};
 use contracts::model::envelope::{AnswerEnvelope, RequestEnvelope};
@@ -312,6 +312,52 @@ pub trait XmlDialect: Sized + 'static {
     fn field_index(schema: &'static Schema, wire: &str) -> Option<usize>;
     /// The dialect's own cache of [`XmlDialect::wire_name`] for every schema.
     fn name_cache() -> &'static NameCache;
+}
+
+impl Charset {
+    /// The HTTP media type of messages in this character set.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Charset::Gb18030 => "application/xml; charset=GB18030",
+            Charset::Utf8 => "application/xml; charset=utf-8",
+        }
+    }
+}
+
+/// Every XML dialect is a [`Dialect`]: the codec in this module does the work.
+impl<S: XmlDialect + Send + Sync> Dialect for S {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn media_type(&self) -> &'static str {
+        S::CHARSET.media_type()
+    }
+
+    fn decode_request(&self, bytes: &[u8], limits: &Limits) -> Result<Request, Refusal> {
+        decode_request::<S>(bytes, limits)
+    }
+
+    fn encode_request(&self, request: &Request) -> Vec<u8> {
+        encode_request::<S>(request)
+    }
+
+    fn decode_answer(
+        &self,
+        infno: Infno,
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<Answer, Refusal> {
+        decode_answer::<S>(infno, bytes, limits)
+    }
+
+    fn encode_answer(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
+        encode_answer::<S>(answer)
+    }
+
+    fn encode_answer_redacted(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
+        encode_answer_redacted::<S>(answer)
+    }
 }
 
 /// The wire names of every field of every canonical record, computed once
