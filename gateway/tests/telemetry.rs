@@ -928,9 +928,12 @@ async fn propagation(otlp: Otlp) {
 }
 
 /// The deploy/ files that tools can check: the systemd unit
-/// (`systemd-analyze verify`), the alert rules (`promtool check rules`), and
-/// that the dashboard and the rules use only series the gateway renders.
-/// A missing tool is skipped loudly.
+/// (`systemd-analyze verify`), the alert rules (`promtool check rules`), the
+/// Kubernetes manifests as kustomize renders them (`kubectl kustomize`)
+/// against the API's own schemas with no unknown field
+/// (`kubernetes-validate --strict`, from PyPI), and that the dashboard and
+/// the rules use only series the gateway renders. A missing tool is skipped
+/// loudly.
 #[test]
 fn the_deploy_files_check() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -1000,5 +1003,67 @@ fn the_deploy_files_check() {
             );
         }
         Err(_) => eprintln!("SKIPPED: promtool is not installed (apt-get install prometheus)"),
+    }
+    let kubectl = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output();
+    let validate = Command::new("kubernetes-validate")
+        .arg("--version")
+        .output();
+    match (kubectl, validate) {
+        (Ok(_), Ok(_)) => {
+            let rendered = Command::new("kubectl")
+                .arg("kustomize")
+                .arg(root.join("deploy/k8s"))
+                .output()
+                .unwrap();
+            assert!(
+                rendered.status.success(),
+                "kubectl kustomize deploy/k8s:\n{}",
+                String::from_utf8_lossy(&rendered.stderr)
+            );
+            let text = String::from_utf8(rendered.stdout).unwrap();
+            // Every kind the deployment needs, the gateway's probes on /healthz and /readyz.
+            for kind in [
+                "Namespace",
+                "Deployment",
+                "StatefulSet",
+                "Service",
+                "ConfigMap",
+            ] {
+                assert!(
+                    text.contains(&format!("kind: {kind}\n")),
+                    "no {kind}:\n{text}"
+                );
+            }
+            assert!(
+                text.contains("/healthz") && text.contains("/readyz"),
+                "{text}"
+            );
+            let dir = harness::Scratch::new("k8s");
+            let path = dir.path("rendered.yaml");
+            std::fs::write(&path, &text).unwrap();
+            let out = Command::new("kubernetes-validate")
+                .args(["--strict", "--kubernetes-version", "1.30.0"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "kubernetes-validate:\n{said}");
+            let passed = said.matches(" passed for resource ").count();
+            assert_eq!(
+                passed,
+                text.matches("\nkind: ").count() + usize::from(text.starts_with("kind: ")),
+                "{said}"
+            );
+        }
+        _ => eprintln!(
+            "SKIPPED: the Kubernetes manifests were not validated: kubectl or kubernetes-validate \
+             (pip install kubernetes-validate) is missing"
+        ),
     }
 }
