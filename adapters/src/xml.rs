@@ -252,6 +252,16 @@ impl WireName {
         WireName { prefix: "", name }
     }
 
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.prefix.len() + self.name.len()
+    }
+
+    /// Whether it is empty (never, for a field's name).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether `wire` is this name.
     pub fn matches(&self, wire: &str) -> bool {
         wire.len() == self.prefix.len() + self.name.len()
@@ -362,7 +372,48 @@ impl<S: XmlDialect + Send + Sync> Dialect for S {
 
 /// The wire names of every field of every canonical record, computed once
 /// per dialect so that reading and writing look names up by index.
-pub struct NameCache(OnceLock<HashMap<usize, Box<[WireName]>>>);
+pub struct NameCache(OnceLock<HashMap<usize, Names>>);
+
+/// The wire names of one record's fields, in order, each with its
+/// [`fingerprint`]: a lookup compares one word per field and the bytes of
+/// the names only where the words are equal.
+#[derive(Debug, Clone)]
+pub struct Names {
+    wire: Box<[WireName]>,
+    prints: Box<[u64]>,
+}
+
+impl Names {
+    fn of<S: XmlDialect>(schema: &'static Schema) -> Names {
+        let wire: Box<[WireName]> = (0..schema.fields.len())
+            .map(|i| S::wire_name(schema, i))
+            .collect();
+        let prints = wire
+            .iter()
+            .map(|w| fingerprint(w.prefix.as_bytes().iter().chain(w.name.as_bytes()), w.len()))
+            .collect();
+        Names { wire, prints }
+    }
+}
+
+impl std::ops::Deref for Names {
+    type Target = [WireName];
+
+    fn deref(&self) -> &[WireName] {
+        &self.wire
+    }
+}
+
+/// A name's length and its first seven bytes in one word: equal names have
+/// equal fingerprints, and names of up to seven bytes are equal when their
+/// fingerprints are.
+fn fingerprint<'b>(bytes: impl Iterator<Item = &'b u8>, len: usize) -> u64 {
+    let mut word = u64::from(u8::try_from(len).unwrap_or(u8::MAX)) << 56;
+    for (i, &b) in bytes.take(7).enumerate() {
+        word |= u64::from(b) << (8 * i);
+    }
+    word
+}
 
 impl NameCache {
     /// An empty cache, filled on first use.
@@ -375,19 +426,13 @@ impl NameCache {
     }
 
     /// The wire names of `schema`'s fields, in order.
-    fn names<S: XmlDialect>(&'static self, schema: &'static Schema) -> Cow<'static, [WireName]> {
+    fn names<S: XmlDialect>(&'static self, schema: &'static Schema) -> Cow<'static, Names> {
         let map = self.0.get_or_init(|| {
-            fn walk<S: XmlDialect>(
-                schema: &'static Schema,
-                map: &mut HashMap<usize, Box<[WireName]>>,
-            ) {
+            fn walk<S: XmlDialect>(schema: &'static Schema, map: &mut HashMap<usize, Names>) {
                 if map.contains_key(&NameCache::key(schema)) {
                     return;
                 }
-                let names = (0..schema.fields.len())
-                    .map(|i| S::wire_name(schema, i))
-                    .collect();
-                map.insert(NameCache::key(schema), names);
+                map.insert(NameCache::key(schema), Names::of::<S>(schema));
                 for def in schema.fields {
                     if let Shape::Record(child) | Shape::List(child) = def.shape {
                         walk::<S>(child(), map);
@@ -406,11 +451,7 @@ impl NameCache {
         match map.get(&NameCache::key(schema)) {
             Some(names) => Cow::Borrowed(names),
             // Every record is reachable from the transaction table; this is only a safety net.
-            None => Cow::Owned(
-                (0..schema.fields.len())
-                    .map(|i| S::wire_name(schema, i))
-                    .collect(),
-            ),
+            None => Cow::Owned(Names::of::<S>(schema)),
         }
     }
 }
@@ -979,15 +1020,18 @@ impl<'a, 'l, S: XmlDialect> Decoder<'a, 'l, S> {
     }
 
     /// The field of `schema` named `wire`, trying the field after the last one first.
-    fn find(names: &[WireName], wire: &str, hint: &mut usize) -> Option<usize> {
+    fn find(names: &Names, wire: &str, hint: &mut usize) -> Option<usize> {
         // From the hint on first, then before it: the same index as a scan
         // from the start, as a dialect's names are distinct in a schema.
-        let from = (*hint).min(names.len());
-        let (before, after) = names.split_at(from);
-        let index = match after.iter().position(|name| name.matches(wire)) {
-            Some(i) => from + i,
-            None => before.iter().position(|name| name.matches(wire))?,
+        let print = fingerprint(wire.as_bytes().iter(), wire.len());
+        // Up to seven bytes the fingerprint is the name (most tj and he names).
+        let is = |i: &usize| {
+            names.prints[*i] == print && (wire.len() <= 7 || names.wire[*i].matches(wire))
         };
+        let from = (*hint).min(names.len());
+        let index = (from..names.len())
+            .find(is)
+            .or_else(|| (0..from).find(is))?;
         *hint = index + 1;
         Some(index)
     }
@@ -1870,6 +1914,52 @@ fn encode_answer_as<S: XmlDialect>(answer: &Answer, redact: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lookup by fingerprint finds what a scan of every name would, for
+    /// every field of every record of both XML dialects, from every hint;
+    /// and misses names that are not there (same length, same first bytes).
+    #[test]
+    fn lookup_by_fingerprint_finds_what_a_scan_finds() {
+        fn check<S: XmlDialect>() {
+            let mut schemas = vec![
+                RequestEnvelope::static_schema(),
+                AnswerEnvelope::static_schema(),
+            ];
+            for &infno in Infno::ALL {
+                schemas.push(infno.input_schema());
+                schemas.push(infno.output_schema());
+            }
+            let mut checked = 0;
+            while let Some(schema) = schemas.pop() {
+                let names = Names::of::<S>(schema);
+                for (i, name) in names.iter().enumerate() {
+                    let wire = name.to_text();
+                    for start in 0..=names.len() {
+                        let mut hint = start;
+                        assert_eq!(
+                            Decoder::<S>::find(&names, &wire, &mut hint),
+                            Some(i),
+                            "{wire}"
+                        );
+                        assert_eq!(hint, i + 1);
+                    }
+                    for other in [format!("{wire}X"), format!("{}Y", &wire[..wire.len() - 1])] {
+                        let scan = names.iter().position(|n| n.matches(&other));
+                        assert_eq!(Decoder::<S>::find(&names, &other, &mut 0), scan, "{other}");
+                    }
+                    checked += 1;
+                }
+                for def in schema.fields {
+                    if let Shape::Record(child) | Shape::List(child) = def.shape {
+                        schemas.push(child());
+                    }
+                }
+            }
+            assert!(checked > 100, "{checked}");
+        }
+        check::<crate::tj::Tj>();
+        check::<crate::he::He>();
+    }
 
     #[test]
     fn attribute_values_follow_xml_normalisation() {
