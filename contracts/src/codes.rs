@@ -178,6 +178,7 @@ pub struct Admdvs(u32);
 
 impl Admdvs {
     /// Parses six ASCII digits, the first not zero.
+    #[inline]
     pub fn parse(code: &str) -> Result<Admdvs, CodeError> {
         const ERR: CodeError = CodeError { table: "admdvs" };
         let b = code.as_bytes();

@@ -136,6 +136,35 @@ pub fn write_scaled(out: &mut impl fmt::Write, value: i64, scale: u32) -> fmt::R
     )
 }
 
+/// The common form of yuan text, `[-]digits.dd` with at most 13 whole
+/// digits and no superfluous leading zero, in fen, without the general
+/// parser's checks per digit (statements hold millions of amounts); `None`
+/// for any other text, out-of-range amounts and `-0.00`, which
+/// [`parse_scaled`] then accepts or refuses as it always does.
+#[inline]
+fn plain_yuan(text: &[u8]) -> Option<i64> {
+    let (negative, rest) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, text),
+    };
+    let n = rest.len();
+    if !(4..=16).contains(&n) || rest[n - 3] != b'.' || (n > 4 && rest[0] == b'0') {
+        return None;
+    }
+    let mut fen = 0i64;
+    // At most 15 digits: no overflow.
+    for &digit in rest[..n - 3].iter().chain(&rest[n - 2..]) {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        fen = fen * 10 + i64::from(digit - b'0');
+    }
+    if fen > Money::MAX_ABS_FEN || (negative && fen == 0) {
+        return None;
+    }
+    Some(if negative { -fen } else { fen })
+}
+
 /// An amount of money in integer fen (分), the smallest unit of the yuan.
 ///
 /// The range is ±10^12 yuan. Arithmetic is checked: an overflow is a bug, and
@@ -160,8 +189,12 @@ impl Money {
     }
 
     /// Parses yuan text with at most two significant decimals: `9`, `12.5`, `-296.20`, `1200.000`.
+    #[inline]
     pub fn parse_yuan(text: &str) -> Result<Money, DecimalError> {
-        parse_scaled(text, 2, Self::MAX_ABS_FEN).map(Money)
+        match plain_yuan(text.as_bytes()) {
+            Some(fen) => Ok(Money(fen)),
+            None => parse_scaled(text, 2, Self::MAX_ABS_FEN).map(Money),
+        }
     }
 
     /// Parses integer fen text: `1250`, `-30`.
@@ -308,6 +341,36 @@ mod tests {
     }
 
     #[test]
+    fn plain_yuan_leaves_the_unusual_to_the_general_parser() {
+        for (text, fen) in [
+            ("0.05", Some(5)),
+            ("-12.50", Some(-1250)),
+            ("1000000000000.00", Some(Money::MAX_ABS_FEN)),
+        ] {
+            assert_eq!(plain_yuan(text.as_bytes()), fen, "{text}");
+        }
+        for text in [
+            "-0.00",
+            "00.50",
+            "1000000000000.01",
+            "1.5",
+            "+1.00",
+            " 1.00",
+            "1,00",
+            "-.50",
+            ".50",
+            "1.-5",
+        ] {
+            assert_eq!(plain_yuan(text.as_bytes()), None, "{text}");
+        }
+        assert_eq!(Money::parse_yuan("-0.00"), Err(DecimalError::NegativeZero));
+        assert_eq!(
+            Money::parse_yuan("1000000000000.01"),
+            Err(DecimalError::OutOfRange)
+        );
+    }
+
+    #[test]
     fn yuan_text_is_read_exactly() {
         assert_eq!(Money::parse_yuan("9").map(Money::fen), Ok(900));
         assert_eq!(Money::parse_yuan("12.5").map(Money::fen), Ok(1250));
@@ -394,6 +457,15 @@ mod tests {
         #[test]
         fn money_parser_never_panics(text in "\\PC{0,24}") {
             let _ = Money::parse_yuan(&text);
+        }
+
+        /// The fast path for `[-]digits.dd` agrees with the general parser
+        /// wherever it answers, including at the edges of the range.
+        #[test]
+        fn plain_yuan_agrees_with_the_general_parser(text in "-?[0-9]{0,15}(\\.[0-9]{0,3})?") {
+            if let Some(fen) = plain_yuan(text.as_bytes()) {
+                proptest::prop_assert_eq!(parse_scaled(&text, 2, Money::MAX_ABS_FEN), Ok(fen));
+            }
         }
     }
 }

@@ -9,9 +9,11 @@
 //!
 //! A row is identified on both sides by its **key**: (institution, settling
 //! msgid, settle-or-undo). The gateway's rows are read once into a compact
-//! index (a 64-bit key and a 24-byte slot per row: a digest of the compared
-//! fields and where the row is in the source), so ten million rows fit in a
-//! few hundred megabytes. Statement rows are streamed against it: equal
+//! `index` (a 32-byte slot per row: the key, a digest of the compared
+//! fields and where the row is in the source, and a table from key to slot),
+//! so ten million rows fit in a few hundred megabytes. Statement rows are
+//! streamed against it (looked for first just after the last row matched:
+//! both sides are in settlement-time order): equal
 //! digests match at once; unequal ones are compared field by field after the
 //! gateway's row is read back from its source. Totals per region, insurance
 //! type and clearing type are summed while streaming.
@@ -38,10 +40,11 @@ use crate::route::Routes;
 use contracts::money::Money;
 use contracts::statement::{Reader, Row, RowRef, StatementError};
 use contracts::{Admdvs, Date, DateTime};
-use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::io::{BufRead, Seek, SeekFrom};
+
+mod index;
+use index::{Cursor, Index, Slot, DUPLICATE, MATCHED, REGION_SEEN};
 
 /// At most this many discrepancies are listed in full; counts stay exact.
 pub const MAX_LISTED: usize = 100_000;
@@ -397,27 +400,8 @@ impl Outcome {
     }
 }
 
-/// Flags kept in a slot.
-const MATCHED: u8 = 1;
-const REGION_SEEN: u8 = 2;
-
 /// The digest mask's bits of the four amounts (see [`compared`]).
 const AMOUNTS: u16 = 0b1_1110_0000;
-
-/// What the index keeps of one gateway row.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    /// Digest of the compared fields the gateway has.
-    digest: u64,
-    /// Where the row starts in the gateway's source.
-    offset: u64,
-    /// Which compared fields the gateway has (bit per field of [`compared`]).
-    mask: u16,
-    flags: u8,
-    region: u8,
-    /// The key's independent check.
-    check: u32,
-}
 
 /// A fast, fixed hash (a folded multiply per 8-byte word, then a final
 /// avalanche): reconciliation must be deterministic and need not resist
@@ -430,25 +414,8 @@ impl Fast {
     fn new(seed: u64) -> Fast {
         Fast(seed)
     }
-}
 
-impl Hasher for Fast {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.write_u64(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
+    fn word(&mut self, word: u64) {
         // A folded multiply (the high half folded onto the low half) spreads
         // every input bit over the whole state, high bits into low and back.
         let product =
@@ -456,11 +423,7 @@ impl Hasher for Fast {
         self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
 
-    fn write_u8(&mut self, byte: u8) {
-        self.write_u64(u64::from(byte));
-    }
-
-    fn finish(&self) -> u64 {
+    fn finish(self) -> u64 {
         // MurmurHash3's finaliser.
         let mut h = self.0;
         h ^= h >> 33;
@@ -471,40 +434,47 @@ impl Hasher for Fast {
     }
 }
 
-/// Keys are already hashes: the map uses them as they are.
-#[derive(Clone, Copy, Default)]
-struct Identity(u64);
-
-impl Hasher for Identity {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
+/// Feeds `bytes` to `word` as 8-byte little-endian words, the last one
+/// zero-padded and marked with its length.
+#[inline(always)]
+fn words(bytes: &[u8], mut word: impl FnMut(u64)) {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        word(u64::from_le_bytes(w));
     }
-    fn write_u64(&mut self, word: u64) {
-        self.0 = word;
-    }
-    fn finish(&self) -> u64 {
-        self.0
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // Byte by byte, not `copy_from_slice`: a copy of a length not known
+        // in advance is a call to `memcpy`.
+        let w = rest
+            .iter()
+            .rev()
+            .fold(0u64, |w, &byte| (w << 8) | u64::from(byte));
+        word(w ^ ((rest.len() as u64) << 59));
     }
 }
 
-type Keyed = std::hash::BuildHasherDefault<Identity>;
-
 /// A row's key: institution, settling msgid, settle or undo; and an
-/// independent 32-bit check of the same.
+/// independent 32-bit check of the same (another seed, hashed in the same
+/// pass).
 fn key(row: &RowRef<'_>, undo: bool) -> (u64, u32) {
-    let hash = |seed: u64| {
-        let mut h = Fast::new(seed);
-        row.fixmedins_code.hash(&mut h);
-        row.settling_msgid().unwrap_or_default().hash(&mut h);
-        undo.hash(&mut h);
-        h.finish()
+    let mut a = Fast::new(0x243f_6a88_85a3_08d3);
+    let mut b = Fast::new(0x1319_8a2e_0370_7344);
+    let mut word = |w: u64| {
+        a.word(w);
+        b.word(w);
     };
-    (
-        hash(0x243f_6a88_85a3_08d3),
-        hash(0x1319_8a2e_0370_7344) as u32,
-    )
+    words(row.fixmedins_code.as_bytes(), &mut word);
+    word(0xff);
+    words(
+        row.settling_msgid().unwrap_or_default().as_bytes(),
+        &mut word,
+    );
+    word(0xff);
+    word(u64::from(undo));
+    (a.finish(), b.finish() as u32)
 }
 
 /// The compared fields as text, in a fixed order; `None` when absent.
@@ -525,42 +495,46 @@ fn compared(row: &Row) -> [(&'static str, Option<String>); 9] {
 
 /// The presence mask and digest of a row's compared fields (those of
 /// [`compared`], in its order); with `within`, only the fields in that mask
-/// (a gateway's mask, for a region's row). Nothing is allocated.
+/// (a gateway's mask, for a region's row). Nothing is allocated. The texts
+/// and the numbers are hashed in two independent lanes (shorter chains of
+/// multiplies), each text followed by its length; the mask, hashed with the
+/// numbers, says which fields are there.
 fn digest(row: &RowRef<'_>, within: Option<u16>) -> (u16, u64) {
-    enum Value<'a> {
-        Text(&'a str),
-        Number(u64),
-    }
-    use Value::{Number, Text};
-    let fen = |m: Option<Money>| m.map(|m| Number(m.fen() as u64));
-    let values: [Option<Value<'_>>; 9] = [
-        Some(Number(row.state as u64)),
-        row.setl_id.map(Text),
-        Some(Number(u64::from(row.insuplc_admdvs.value()))),
-        row.insutype.map(Text),
-        row.clr_type.map(Text),
-        fen(row.medfee_sumamt),
-        fen(row.fund_pay_sumamt),
-        fen(row.acct_pay),
-        fen(row.psn_cash_pay),
-    ];
-    let mut h = Fast::new(0xa409_3822_299f_31d0);
+    let wanted = within.unwrap_or(u16::MAX);
     let mut mask = 0u16;
-    for (i, value) in values.iter().enumerate() {
-        let bit = 1u16 << i;
-        if within.is_some_and(|m| m & bit == 0) {
-            continue;
-        }
-        if let Some(value) = value {
-            mask |= bit;
-            h.write_u8(i as u8);
-            match value {
-                Text(text) => text.hash(&mut h),
-                Number(n) => h.write_u64(*n),
-            }
+    let mut texts = Fast::new(0xa409_3822_299f_31d0);
+    let mut numbers = Fast::new(0x082e_fa98_ec4e_6c89);
+    for (bit, text) in [(1u16, row.setl_id), (3, row.insutype), (4, row.clr_type)] {
+        if let Some(text) = text.filter(|_| wanted & (1 << bit) != 0) {
+            mask |= 1 << bit;
+            words(text.as_bytes(), |w| texts.word(w));
+            texts.word(text.len() as u64);
         }
     }
-    (mask, h.finish())
+    let amounts = [
+        row.medfee_sumamt,
+        row.fund_pay_sumamt,
+        row.acct_pay,
+        row.psn_cash_pay,
+    ];
+    let mut fixed = 0u64;
+    if wanted & 1 != 0 {
+        mask |= 1;
+        fixed |= row.state as u64;
+    }
+    if wanted & (1 << 2) != 0 {
+        mask |= 1 << 2;
+        fixed |= u64::from(row.insuplc_admdvs.value()) << 8;
+    }
+    for (i, amount) in amounts.iter().enumerate() {
+        let bit = 1u16 << (5 + i);
+        if let Some(amount) = amount.filter(|_| wanted & bit != 0) {
+            mask |= bit;
+            numbers.word(amount.fen() as u64);
+        }
+    }
+    numbers.word(fixed | (u64::from(mask) << 40));
+    (mask, texts.finish() ^ numbers.finish())
 }
 
 /// Field by field, skipping fields absent on either side.
@@ -654,6 +628,8 @@ const CHUNK: usize = 1 << 20;
 /// Whole lines of a source.
 struct Chunk {
     bytes: Vec<u8>,
+    /// Room for what its rows contribute (recycled, empty).
+    parsed: Vec<Parsed>,
     /// Where `bytes` starts in the source.
     offset: u64,
     /// The number of its first line.
@@ -716,38 +692,57 @@ fn header<R: BufRead>(source: &mut R, name: &str) -> Result<(Vec<u8>, u64), Reco
     Ok((line, consumed))
 }
 
+/// Buffers of chunks handed back by the matching thread to the reading one
+/// once matched, to be filled again: no memory is allocated, zeroed or
+/// faulted in per chunk.
+type Spare = std::sync::mpsc::Receiver<(Vec<u8>, Vec<Parsed>)>;
+
 /// Cuts a source into chunks of whole lines (a line longer than any
 /// statement may hold is cut short: the parser refuses it by its length).
+/// Bytes are read straight into the chunk's buffer (a `BufReader` hands
+/// reads as large as its buffer or larger straight to its source).
 fn read_chunks<R: BufRead>(
     source: &mut R,
     mut offset: u64,
     name: &str,
+    spare: &Spare,
     mut send: impl FnMut(Chunk) -> bool,
 ) -> Result<(), ReconcileError> {
+    const ROOM: usize = CHUNK + 4096;
     let mut line = 2u64;
     let mut carry: Vec<u8> = Vec::new();
     loop {
-        let mut bytes = std::mem::take(&mut carry);
-        bytes.reserve(CHUNK + 4096);
+        let (mut bytes, parsed) = spare
+            .try_recv()
+            .unwrap_or_else(|_| (Vec::new(), Vec::new()));
+        // Only what the last use left short is zeroed again.
+        bytes.resize(ROOM, 0);
+        bytes[..carry.len()].copy_from_slice(&carry);
+        let mut filled = carry.len();
+        carry.clear();
         let mut eof = false;
-        while bytes.len() < CHUNK {
-            let available = source.fill_buf().map_err(|error| ReconcileError::Io {
-                source_name: name.to_owned(),
-                error,
-            })?;
-            if available.is_empty() {
-                eof = true;
-                break;
+        while filled < CHUNK {
+            match source.read(&mut bytes[filled..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    return Err(ReconcileError::Io {
+                        source_name: name.to_owned(),
+                        error,
+                    })
+                }
             }
-            let take = available.len().min(CHUNK + 4096 - bytes.len());
-            bytes.extend_from_slice(&available[..take]);
-            source.consume(take);
         }
+        bytes.truncate(filled);
         if !eof {
-            match memchr::memrchr(b'\n', &bytes) {
-                Some(at) => carry = bytes.split_off(at + 1),
-                // No line end in a whole chunk: far too long a line.
-                None => carry = Vec::new(),
+            // No line end in a whole chunk: far too long a line, cut short.
+            if let Some(at) = memchr::memrchr(b'\n', &bytes) {
+                carry.extend_from_slice(&bytes[at + 1..]);
+                bytes.truncate(at + 1);
             }
         }
         if bytes.is_empty() {
@@ -757,6 +752,7 @@ fn read_chunks<R: BufRead>(
         let len = bytes.len() as u64;
         if !send(Chunk {
             bytes,
+            parsed,
             offset,
             line,
         }) {
@@ -770,6 +766,24 @@ fn read_chunks<R: BufRead>(
     }
 }
 
+/// The configured regions of the codes a chunk met (a chunk meets few; the
+/// longest-prefix search is done once for each).
+#[derive(Default)]
+struct Memo(Vec<(Admdvs, Option<usize>)>);
+
+impl Memo {
+    fn of(&mut self, regions: &Regions, code: Admdvs) -> Option<usize> {
+        if let Some(&(_, region)) = self.0.iter().find(|(known, _)| *known == code) {
+            return region;
+        }
+        let region = regions.of(code);
+        if self.0.len() < 32 {
+            self.0.push((code, region));
+        }
+        region
+    }
+}
+
 /// Parses one chunk: every row checked (day, region) and turned into what it
 /// contributes; the first malformed line fails the chunk.
 fn parse_chunk(
@@ -779,8 +793,11 @@ fn parse_chunk(
     regions: &Regions,
     role: Role,
 ) -> Result<Batch, StatementError> {
+    let mut parsed = chunk.parsed;
+    parsed.clear();
+    parsed.reserve(chunk.bytes.len() / 160);
     let mut batch = Batch {
-        parsed: Vec::with_capacity(chunk.bytes.len() / 160),
+        parsed,
         totals: Totals::default(),
         owed: BTreeMap::new(),
         bytes: Vec::new(),
@@ -788,6 +805,7 @@ fn parse_chunk(
     };
     let mut spans = Vec::with_capacity(24);
     let mut unquoted = String::new();
+    let mut memo = Memo::default();
     let mut start = 0usize;
     let mut number = chunk.line;
     let bytes = &chunk.bytes;
@@ -810,7 +828,7 @@ fn parse_chunk(
             if row.setl_time.date() != day {
                 batch.late += 1;
             }
-            let region = match (regions.of(row.insuplc_admdvs), role) {
+            let region = match (memo.of(regions, row.insuplc_admdvs), role) {
                 (None, _) => {
                     return Err(fail(
                         "insuplc_admdvs",
@@ -836,7 +854,8 @@ fn parse_chunk(
             let overflow = |_| fail("medfee_sumamt", "a sum is out of range".into());
             added.map_err(overflow)?;
             if let Role::Gateway = role {
-                add_owed(&mut batch.owed, regions, region, &row).map_err(overflow)?;
+                let treatment = memo.of(regions, row.mdtrtarea_admvs);
+                add_owed(&mut batch.owed, region, treatment, &row).map_err(overflow)?;
             }
             let undo = row.state.is_undo();
             let (key, check) = key(&row, undo);
@@ -869,9 +888,9 @@ fn stream<R: BufRead + Send>(
     day: (Date, &BTreeSet<Date>),
     regions: &Regions,
     role: Role,
-    mut consume: impl FnMut(&contracts::statement::Layout, Batch) -> Result<(), ReconcileError>,
+    mut consume: impl FnMut(&contracts::statement::Layout, &mut Batch) -> Result<(), ReconcileError>,
 ) -> Result<contracts::statement::Layout, ReconcileError> {
-    use std::sync::mpsc::sync_channel;
+    use std::sync::mpsc::{channel, sync_channel};
     let malformed = |error| ReconcileError::Malformed {
         source_name: name.to_owned(),
         error,
@@ -908,9 +927,10 @@ fn stream<R: BufRead + Send>(
             to_workers.push(send_chunk);
             from_workers.push(take_batch);
         }
+        let (give_back, spare) = channel();
         let reader = scope.spawn(move || {
             let mut n = 0usize;
-            read_chunks(source, offset, name, |chunk| {
+            read_chunks(source, offset, name, &spare, |chunk| {
                 let sent = to_workers[n % to_workers.len()].send(chunk).is_ok();
                 n += 1;
                 sent
@@ -919,7 +939,10 @@ fn stream<R: BufRead + Send>(
         let mut consumed = || -> Result<(), ReconcileError> {
             let mut n = 0usize;
             while let Ok(batch) = from_workers[n % from_workers.len()].recv() {
-                consume(&layout, batch.map_err(malformed)?)?;
+                let mut batch = batch.map_err(malformed)?;
+                consume(&layout, &mut batch)?;
+                // Gone only when the reader is done.
+                let _ = give_back.send((batch.bytes, batch.parsed));
                 n += 1;
             }
             Ok(())
@@ -965,8 +988,7 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
 
     // Index the gateway's rows.
     let start = gateway.stream_position().map_err(io("gateway"))?;
-    let mut index: HashMap<u64, Slot, Keyed> = HashMap::default();
-    let mut duplicates: Vec<(u64, usize)> = Vec::new();
+    let mut index = Index::default();
     let mut strays = Strays::default();
     stream(
         &mut gateway,
@@ -975,34 +997,41 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
         regions,
         Role::Gateway,
         |_, batch| {
-            totals.merge(batch.totals);
+            totals.merge(std::mem::take(&mut batch.totals));
             outcome.late_rows += batch.late;
-            merge_owed(&mut outcome.owed, batch.owed)?;
-            for p in batch.parsed {
+            merge_owed(&mut outcome.owed, std::mem::take(&mut batch.owed))?;
+            for p in &batch.parsed {
                 outcome.gateway_rows += 1;
-                match index.entry(p.key) {
-                    MapEntry::Occupied(_) => duplicates.push((p.offset, usize::from(p.region))),
-                    MapEntry::Vacant(vacant) => {
-                        vacant.insert(Slot {
-                            digest: p.digest,
-                            offset: p.offset,
-                            mask: p.mask,
-                            flags: 0,
-                            region: p.region,
-                            check: p.check,
-                        });
-                    }
+                let pushed = index.push(Slot {
+                    key: p.key,
+                    digest: p.digest,
+                    offset: p.offset,
+                    check: p.check,
+                    mask: p.mask,
+                    flags: 0,
+                    region: p.region,
+                });
+                if !pushed {
+                    return Err(ReconcileError::Io {
+                        source_name: "gateway".into(),
+                        error: std::io::Error::other(format!(
+                            "more than {} rows in a day",
+                            index::MAX_ROWS
+                        )),
+                    });
                 }
             }
             Ok(())
         },
     )?;
+    let duplicates = index.seal();
     let mut rereader = Rereader::new(gateway, start)?;
-    for (offset, region) in duplicates {
-        let row = rereader.read(offset)?;
+    for number in duplicates {
+        let slot = *index.get(number);
+        let row = rereader.read(slot.offset)?;
         outcome.note(Discrepancy {
             class: Class::Duplicate,
-            region: regions.list[region].0,
+            region: regions.list[usize::from(slot.region)].0,
             side: Some(Side::Gateway),
             gateway: Some(row),
             statement: None,
@@ -1026,9 +1055,10 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
             });
         };
         let mut rows = 0u64;
-        let mut only_in_region: HashSet<u64, Keyed> = HashSet::default();
+        let mut only_in_region: HashSet<u64> = HashSet::new();
         let mut deferred: Vec<(u64, Row)> = Vec::new();
         let mut spans = Vec::new();
+        let mut cursor = Cursor::default();
         stream(
             &mut input,
             &name,
@@ -1036,7 +1066,7 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
             regions,
             Role::Statement(own),
             |layout, batch| {
-                totals.merge(batch.totals);
+                totals.merge(std::mem::take(&mut batch.totals));
                 outcome.late_rows += batch.late;
                 for p in &batch.parsed {
                     rows += 1;
@@ -1058,7 +1088,8 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
                                 error: std::io::Error::other("a parsed row no longer parses"),
                             })
                     };
-                    match index.get_mut(&p.key).filter(|slot| slot.check == p.check) {
+                    let found = cursor.find(&index, p.key, p.check);
+                    match found.map(|number| index.get_mut(number)) {
                         Some(slot) if slot.flags & REGION_SEEN != 0 => outcome.note(Discrepancy {
                             class: Class::Duplicate,
                             region: code,
@@ -1140,20 +1171,21 @@ pub fn reconcile<G: GatewaySource, S: BufRead + Send>(
         .iter()
         .filter_map(|s| regions.index(s.region))
         .collect();
-    let mut unmatched: Vec<(u64, u8)> = index
-        .values()
-        .filter(|slot| slot.flags & MATCHED == 0)
+    let unmatched: Vec<(u64, u8)> = index
+        .iter()
+        .filter(|slot| slot.flags & (MATCHED | DUPLICATE) == 0)
         .filter(|slot| reconciled.contains(&usize::from(slot.region)))
         .map(|slot| (slot.offset, slot.region))
         .collect();
-    unmatched.sort_unstable();
     for (offset, region) in unmatched {
         let row = rereader.read(offset)?;
         let undo = row.state.is_undo();
         if row.medfee_sumamt.is_none() && row.fund_pay_sumamt.is_none() {
             // An outcome the gateway never learned. If it reversed it and the
             // region has no trace of either half, nothing happened.
-            let partner = index.get(&key(&row.as_ref(), !undo).0);
+            let partner = index
+                .find(key(&row.as_ref(), !undo).0)
+                .map(|number| index.get(number));
             let untraced = partner.is_some_and(|p| p.flags & MATCHED == 0);
             if untraced || (undo && partner.is_none()) {
                 // Nor in the totals.
@@ -1389,13 +1421,15 @@ impl Totals {
     }
 }
 
+/// Adds what a row of a person insured in `insured` and treated in
+/// `treatment` (configured regions) makes the one owe the other.
 fn add_owed(
     owed: &mut BTreeMap<(usize, usize), Owed>,
-    regions: &Regions,
     insured: usize,
+    treatment: Option<usize>,
     row: &RowRef<'_>,
 ) -> Result<(), ReconcileError> {
-    let Some(treatment) = regions.of(row.mdtrtarea_admvs) else {
+    let Some(treatment) = treatment else {
         return Ok(());
     };
     if treatment == insured {
@@ -1876,6 +1910,38 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("line 2, column 6"), "{error}");
+    }
+
+    /// The gateway's slot for a region's row is looked for just after the
+    /// last one matched, then in the table: the result must not depend on
+    /// the statement's order, only the speed.
+    #[test]
+    fn the_statements_order_does_not_change_the_result() {
+        let rows: Vec<Row> = (0..5_000u32)
+            .map(|n| {
+                let mut row = settled(n, "130100", 10_000 + i64::from(n));
+                row.msgid = Some(format!("M{n:08}"));
+                row
+            })
+            .collect();
+        let mut region = rows.clone();
+        region[4_000].acct_pay = region[4_000]
+            .acct_pay
+            .map(|m| m.checked_add(Money::from_fen(1).unwrap()).unwrap());
+        region.remove(7);
+        region.push(region[10].clone());
+        let in_order = run(&rows, &[("130000", region.clone())]);
+        region.reverse();
+        let reversed = run(&rows, &[("130000", region)]);
+        let m = |s: &str| Some(s.to_owned());
+        let expected = vec![
+            (Class::OnlyInGateway, m("M00000007")),
+            (Class::AmountDiffers, m("M00004000")),
+            (Class::Duplicate, m("M00000011")),
+        ];
+        assert_eq!(classes(&in_order), expected);
+        assert_eq!(classes(&reversed), expected);
+        assert_eq!(in_order.totals, reversed.totals);
     }
 
     #[test]
