@@ -26,7 +26,12 @@
 #         the scheduled send time);
 #     and full mTLS handshakes per second without resumption (a fresh
 #     connection per GET /healthz, $HS_CONNECTIONS at a time);
-#  7. prints the gateway/nginx ratios and writes every run's JSON to $WORK.
+#  7. times the journal's added latency: the same 2207s at a low open-loop
+#     rate through the gateway with and without its ledger at the same time,
+#     against two fsyncs timed alone just before and after;
+#  8. prints the gateway/nginx ratios, with the servers' CPU time per request
+#     (from /proc: the gateway's process, nginx's workers), and writes every
+#     run's JSON to $WORK.
 #
 # Environment: DURATION (s per run, default 10), CONNECTIONS (default 32),
 # HS_CONNECTIONS (default 16), LOAD_THREADS (generator threads, default 1),
@@ -145,7 +150,8 @@ http {
 }
 EOF
 "$NGINX" -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
-PIDS+=($!)
+NGINX_PID=$!
+PIDS+=($NGINX_PID)
 
 UP="https://127.0.0.1:$STANDIN_PORT/fsi/api/rsfComIfsService/callService"
 {
@@ -196,7 +202,8 @@ mkdir -p "$WORK/data"
 sed -e "s/127.0.0.1:$GATEWAY_PORT/127.0.0.1:$BARE_PORT/" -e '/^\[ledger\]/,/^url =/d' \
     "$WORK/gateway.toml" >"$WORK/gateway-bare.toml"
 "$BIN" serve --config "$WORK/gateway-bare.toml" >"$WORK/gateway-bare.log" 2>"$WORK/gateway-bare.err" &
-PIDS+=($!)
+BARE_PID=$!
+PIDS+=($BARE_PID)
 wait_listening "$WORK/gateway-bare.log"
 "$BIN" serve --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>"$WORK/gateway.err" &
 GATEWAY_PID=$!
@@ -229,10 +236,33 @@ done
 A_BODIES=(--body "$WORK/bodies/1101.xml" --body "$WORK/bodies/2204.xml" --body "$WORK/bodies/2301.xml")
 B_BODIES=(--body "$WORK/bodies/2207.xml" --unique-msgid)
 
-# load NAME URL ARGS...: one run, its JSON in $WORK/NAME.json.
+# CPU time (user + system, clock ticks) of the processes PIDS... so far.
+cpu_ticks() {
+    local total=0 pid fields
+    for pid in "$@"; do
+        read -r -a fields <"/proc/$pid/stat" || continue
+        total=$((total + fields[13] + fields[14]))
+    done
+    echo "$total"
+}
+
+# The processes that serve a run: the gateway's, or nginx's workers.
+servers_of() {
+    case $1 in
+        gateway-*) echo "$GATEWAY_PID" ;;
+        nginx-*) pgrep -P "$NGINX_PID" | tr '\n' ' ' ;;
+        bare-*) echo "$BARE_PID" ;;
+    esac
+}
+
+# load NAME URL ARGS...: one run, its JSON in $WORK/NAME.json, with the
+# servers' CPU time per answered request added as `server_cpu_us_per_request`.
 load() {
     local name=$1 url=$2; shift 2
-    local perf_pid=""
+    local perf_pid="" servers before
+    servers=$(servers_of "$name")
+    # shellcheck disable=SC2086
+    before=$(cpu_ticks $servers)
     if [ "${PERF:-0}" = 1 ] && [[ $name == gateway-*-max ]]; then
         perf record -g -F 499 -p "$GATEWAY_PID" -o "$WORK/perf-$name.data" >/dev/null 2>&1 &
         perf_pid=$!
@@ -241,7 +271,12 @@ load() {
     "$BIN" load --target "$url" --ca "$CERTS/ca.pem" --cert "$CERTS/$HOSPITAL.pem" \
         --key "$CERTS/$HOSPITAL.key" --threads "$LOAD_THREADS" --json "$@" >"$WORK/$name.json"
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
-    jq -r --arg n "$name" '"\($n): \(.throughput_rps|floor)/s ok, p50 \(.latency_ms.p50) p99 \(.latency_ms.p99) p99.9 \(.latency_ms.p999) max \(.latency_ms.max) ms, handshakes \(.handshakes_per_s|floor)/s, errors \(.errors_total) \(.errors|with_entries(select(.value>0)))"' "$WORK/$name.json"
+    # shellcheck disable=SC2086
+    local ticks=$(( $(cpu_ticks $servers) - before ))
+    jq --argjson ticks "$ticks" --argjson hz "$(getconf CLK_TCK)" \
+        '. + {server_cpu_us_per_request: (if .ok > 0 then $ticks / $hz * 1e6 / .ok else null end)}' \
+        "$WORK/$name.json" >"$WORK/$name.json.tmp" && mv "$WORK/$name.json.tmp" "$WORK/$name.json"
+    jq -r --arg n "$name" '"\($n): \(.throughput_rps|floor)/s ok, p50 \(.latency_ms.p50) p99 \(.latency_ms.p99) p99.9 \(.latency_ms.p999) max \(.latency_ms.max) ms, handshakes \(.handshakes_per_s|floor)/s, server CPU \(.server_cpu_us_per_request // 0 | floor) µs/request, errors \(.errors_total) \(.errors|with_entries(select(.value>0)))"' "$WORK/$name.json"
 }
 
 echo "warming up (2 s each, not counted)"
@@ -270,15 +305,17 @@ load gateway-hs "https://127.0.0.1:$GATEWAY_PORT/healthz" --method GET --handsha
 # The journal's added latency per settlement (issue 6): the same gateway at a
 # low open-loop rate, far from saturation, without journal (a) and with it (b).
 JOURNAL_RATE=${JOURNAL_RATE:-100}
-echo "the journal's added latency: (b) open loop at $JOURNAL_RATE/s through the gateway without and with its ledger"
-load bare-b-low "$BARE_URL" "${B_BODIES[@]}" --rate "$JOURNAL_RATE" --connections "$CONNECTIONS" --duration "$DURATION"
 
-# Two fsyncs, as the ledger's disk does them at that moment: beside the run with
-# the ledger, at the same rate, a probe in the ledger's folder times pairs of
-# (4 KiB write + fsync) — the two durable commits of a settlement, nothing else.
-# The disk is shared and its fsync time moves by 30x over a day, so the goal is
-# checked against this pair's own percentiles, measured in the same seconds.
-(cd "$WORK/data" && python3 - "$JOURNAL_RATE" "$DURATION" >"$WORK/fsync.json" <<'EOF'
+# Two fsyncs, as the ledger's disk does them: a probe in the ledger's folder
+# times pairs of (4 KiB write + fsync) — the two durable commits of a
+# settlement, nothing else — at the same rate, for DURATION seconds. It runs
+# alone, just before and just after the journalled run, not beside it: beside
+# it, its fsyncs and the ledger's wait on each other in the file system's
+# journal and both are slowed (measured 2026-11-26: the journalled p99 went from
+# 4 ms alone to 23 ms beside the probe). The disk is shared and its fsync time
+# moves by 30x over a day: the goal is checked against the mean of the two.
+probe() {
+    (cd "$WORK/data" && python3 - "$JOURNAL_RATE" "$DURATION" >"$WORK/$1.json" <<'EOF'
 import json, os, sys, time
 rate, duration = float(sys.argv[1]), float(sys.argv[2])
 fd = os.open("fsync-probe", os.O_WRONLY | os.O_CREAT, 0o600)
@@ -300,10 +337,23 @@ os.close(fd); os.unlink("fsync-probe")
 q = lambda xs, p: sorted(xs)[min(len(xs) - 1, int(p * len(xs)))] * 1000
 print(json.dumps({"fsync_p50_ms": q(singles, 0.5), "pair_p50_ms": q(pairs, 0.5), "pair_p99_ms": q(pairs, 0.99), "pairs": len(pairs)}))
 EOF
-) &
-PROBE_PID=$!
+    )
+}
+
+# The journal's added latency per settlement (issue 6): the same settlements
+# at a low open-loop rate, far from saturation, through the same gateway
+# without its ledger and with it, both at once — the same seconds, the same
+# noise from this shared machine; the run without the ledger touches no disk.
+echo "the journal's added latency: (b) open loop at $JOURNAL_RATE/s through the gateway without and with its ledger, at the same time; two fsyncs timed alone before and after"
+probe fsync-before
+load bare-b-low "$BARE_URL" "${B_BODIES[@]}" --rate "$JOURNAL_RATE" --connections "$CONNECTIONS" --duration "$DURATION" &
+BARE_LOAD=$!
 load gateway-b-low "$GATEWAY_URL" "${B_BODIES[@]}" --rate "$JOURNAL_RATE" --connections "$CONNECTIONS" --duration "$DURATION"
-wait "$PROBE_PID"
+wait "$BARE_LOAD"
+probe fsync-after
+jq -s '{fsync_p50_ms: (map(.fsync_p50_ms) | add / 2), pair_p50_ms: (map(.pair_p50_ms) | add / 2),
+        pair_p99_ms: (map(.pair_p99_ms) | add / 2), pairs: (map(.pairs) | add),
+        before: .[0], after: .[1]}' "$WORK/fsync-before.json" "$WORK/fsync-after.json" >"$WORK/fsync.json"
 FSYNC_MS=$(jq '.fsync_p50_ms' "$WORK/fsync.json")
 
 python3 - "$WORK" "$FSYNC_MS" <<'EOF'
@@ -320,6 +370,10 @@ for s, label, tgoal, extra in (("a", "(a) 1101/2204/2301", 1.0, 1.0), ("b", "(b)
          f"ratio {ratio:.2f}x (goal >= {tgoal}x)", ratio >= tgoal)
     line(f"{label} p99, closed loop", f"{g['latency_ms']['p99']:.2f} ms", f"{n['latency_ms']['p99']:.2f} ms",
          f"ratio {g['latency_ms']['p99'] / n['latency_ms']['p99']:.2f}x", None)
+    gc, nc = g.get("server_cpu_us_per_request"), n.get("server_cpu_us_per_request")
+    if gc and nc:
+        line(f"{label} server CPU per request, closed loop", f"{gc:.0f} µs", f"{nc:.0f} µs (workers)",
+             f"ratio {gc / nc:.2f}x", None)
     g, n = r(f"gateway-{s}-70"), r(f"nginx-{s}-70")
     limit = n["latency_ms"]["p99"] + extra
     line(f"{label} p99 at {n['rate']}/s (70% of nginx max)", f"{g['latency_ms']['p99']:.2f} ms", f"{n['latency_ms']['p99']:.2f} ms",
@@ -330,13 +384,14 @@ for q, pair in (("p50", probe["pair_p50_ms"]), ("p99", probe["pair_p99_ms"])):
     added = b["latency_ms"][q] - a["latency_ms"][q]
     line(f"journal's added latency: {q} of (b) with ledger - without, at {b['rate']}/s", f"{added:.2f} ms",
          f"without {a['latency_ms'][q]:.2f} ms, with {b['latency_ms'][q]:.2f} ms",
-         f"goal <= two fsyncs ({q} {pair:.2f} ms, same seconds) + 1 ms = {pair + 1.0:.2f} ms", added <= pair + 1.0)
+         f"goal <= two fsyncs ({q} {pair:.2f} ms, mean of before and after) + 1 ms = {pair + 1.0:.2f} ms", added <= pair + 1.0)
 g, n = r("gateway-hs"), r("nginx-hs")
 ratio = g["handshakes_per_s"] / n["handshakes_per_s"]
 line("full mTLS handshakes/s", f"{g['handshakes_per_s']:.0f}/s", f"{n['handshakes_per_s']:.0f}/s", f"ratio {ratio:.2f}x (goal >= 1.0x)", ratio >= 1.0)
 errors = {name: r(name)["errors_total"] for name in ("gateway-a-max", "nginx-a-max", "gateway-b-max", "nginx-b-max", "gateway-a-70", "nginx-a-70", "gateway-b-70", "nginx-b-70", "bare-b-low", "gateway-b-low", "gateway-hs", "nginx-hs")}
 print()
-print(f"fsync on the ledger's disk beside the journalled run: median {fsync:.3f} ms; two in a row p50 {probe['pair_p50_ms']:.3f} ms, p99 {probe['pair_p99_ms']:.3f} ms")
+print(f"fsync on the ledger's disk just before and after the journalled run (mean): median {fsync:.3f} ms; two in a row p50 {probe['pair_p50_ms']:.3f} ms, p99 {probe['pair_p99_ms']:.3f} ms"
+      f" (before: p50 {probe['before']['pair_p50_ms']:.3f}, p99 {probe['before']['pair_p99_ms']:.3f}; after: p50 {probe['after']['pair_p50_ms']:.3f}, p99 {probe['after']['pair_p99_ms']:.3f})")
 print(f"| measure | gateway | nginx | gateway/nginx | goal met |")
 print(f"|---|---|---|---|---|")
 for what, g, n, goal, ok in rows:
