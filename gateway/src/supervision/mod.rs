@@ -82,9 +82,10 @@ const BATCH: usize = 256;
 /// holds at most [`QUEUE`] facts, 8 s at 2,000 settlements/s. Evaluating a
 /// fact twice is harmless: a finding keeps its id.
 const REPLAY_MS: i64 = 120_000;
-/// How many persons a slice of the prune walks with the windows locked
-/// (about 1 ms at national scale: BENCHMARKS.md).
-const PRUNE_SLICE: u32 = 32_768;
+/// How many people a slice of the prune looks at with the windows locked
+/// (their stays, then their settlements; well under 1 ms at national scale:
+/// BENCHMARKS.md).
+const PRUNE_SLICE: u32 = 16_384;
 /// How often the windows and the ledger's events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -498,28 +499,17 @@ impl Supervision {
     /// Forgets what is older than the longest window, in slices as the task
     /// does every minute; returns the longest time the windows were locked.
     pub fn prune(&self, now_ms: i64) -> Duration {
-        let mut longest = Duration::ZERO;
-        let mut from = None;
+        let began = std::time::Instant::now();
+        let mut prune = self.windows().prune_start(now_ms);
+        let mut longest = began.elapsed();
         loop {
             let began = std::time::Instant::now();
-            let next = self.prune_step(now_ms, from);
+            let done = self.windows().prune_slice(&mut prune, PRUNE_SLICE);
             longest = longest.max(began.elapsed());
-            match next {
-                Some(next) => from = Some(next),
-                None => return longest,
+            if done {
+                return longest;
             }
         }
-    }
-
-    /// One slice of a prune, the windows locked for it alone: the first
-    /// (`from` `None`) also drops old stays, bills and counts. Returns where
-    /// the next slice starts, `None` when done.
-    fn prune_step(&self, now_ms: i64, from: Option<u32>) -> Option<u32> {
-        let mut windows = self.windows();
-        if from.is_none() {
-            windows.prune_stays(now_ms);
-        }
-        windows.prune_persons(now_ms, from.unwrap_or(0), PRUNE_SLICE)
     }
 
     /// What the rules find about `fact`, against the windows as they are.
@@ -636,10 +626,9 @@ async fn run(supervision: Arc<Supervision>, ledger: ledger::Ledger, mut rx: mpsc
                 let now = crate::journal::now_ms();
                 // In slices, the lock let go between them: a request that
                 // `screen`s waits for one slice at most, not the whole walk.
-                let mut step = supervision.prune_step(now, None);
-                while let Some(from) = step {
+                let mut slices = supervision.windows().prune_start(now);
+                while !supervision.windows().prune_slice(&mut slices, PRUNE_SLICE) {
                     tokio::task::yield_now().await;
-                    step = supervision.prune_step(now, Some(from));
                 }
                 let keep_ms = supervision.windows().keep_ms;
                 if let Err(error) = ledger.prune_supervision(now - keep_ms).await {

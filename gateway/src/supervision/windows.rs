@@ -148,6 +148,16 @@ impl<'a> Iterator for Chain<'a> {
     }
 }
 
+/// Where a prune in slices is ([`Windows::prune_start`]).
+#[derive(Debug)]
+pub struct Prune {
+    now_ms: i64,
+    /// The people who had stays when it began.
+    with_stays: Vec<u32>,
+    next_stay: usize,
+    next_person: u32,
+}
+
 impl Windows {
     /// Empty windows keeping stays `keep_ms`, settlements `settle_ms` (at
     /// most `keep_ms`) and counts `keep_days`.
@@ -719,38 +729,17 @@ impl Windows {
     }
 
     /// Drops everything older than its window at `now_ms`, in one go (at
-    /// start; the task prunes in slices: [`Windows::prune_stays`], then
-    /// [`Windows::prune_persons`] until it answers `None`).
+    /// start; the task prunes in slices: [`Windows::prune_start`], then
+    /// [`Windows::prune_slice`] until it says it is done).
     pub fn prune(&mut self, now_ms: i64) {
-        self.prune_stays(now_ms);
-        let mut from = 0;
-        while let Some(next) = self.prune_persons(now_ms, from, u32::MAX) {
-            from = next;
-        }
+        let mut prune = self.prune_start(now_ms);
+        while !self.prune_slice(&mut prune, u32::MAX) {}
     }
 
-    /// Drops the stays, bills, daily counts and surges older than their
-    /// windows: the part of a prune that does not walk every person.
-    pub fn prune_stays(&mut self, now_ms: i64) {
-        let horizon = now_ms - self.keep_ms;
-        let mut gone = Vec::new();
-        self.stays.retain(|&person, stays| {
-            let mut i = 0;
-            while i < stays.len() {
-                let stay = &stays[i];
-                if stay.at_ms >= horizon && stay.end_ms.is_none_or(|end| end + DAY_MS >= now_ms) {
-                    i += 1;
-                } else {
-                    gone.push((person, stays.remove(i)));
-                }
-            }
-            !stays.is_empty()
-        });
-        for (person, stay) in gone {
-            // A stay discharged long enough ago goes before its entries did.
-            let repoint = stay.at_ms >= horizon;
-            self.drop_stay(person, stay, repoint);
-        }
+    /// Begins a prune at `now_ms`: drops the bills, daily counts and surges
+    /// older than their windows (small), and notes the people with stays;
+    /// the stays and the settlements are dropped by [`Windows::prune_slice`].
+    pub fn prune_start(&mut self, now_ms: i64) -> Prune {
         self.bills.retain(|_, (_, at)| *at + BILL_MS >= now_ms);
         let first_day = day_number(now_ms) - self.keep_days;
         self.days.retain(|_, days| {
@@ -758,29 +747,86 @@ impl Windows {
             !days.is_empty()
         });
         self.surged.retain(|(_, _, day)| *day >= first_day);
+        Prune {
+            now_ms,
+            with_stays: self.stays.keys().copied().collect(),
+            next_stay: 0,
+            next_person: 0,
+        }
     }
 
-    /// Drops the settlements older than their window of at most `count`
-    /// persons from the person numbered `from`; the number to go on from,
-    /// or `None` when every person has been seen. Between two slices the
-    /// windows may be read (and changed) as usual.
-    pub fn prune_persons(&mut self, now_ms: i64, from: u32, count: u32) -> Option<u32> {
-        let horizon = now_ms - self.settle_ms;
-        let bound = self.persons.bound();
-        let end = from.saturating_add(count).min(bound);
-        for person in from..end {
-            self.prune_person(person, horizon);
+    /// One slice of a prune: the stays of at most `count` of the people
+    /// noted, or once those are done the settlements of at most `count`
+    /// people (stopping once `count` settlements are dropped); `true` when
+    /// every one has been seen. Between two slices the
+    /// windows may be read and changed as usual (someone noted may have no
+    /// stay left by then, someone new has none old enough to drop).
+    pub fn prune_slice(&mut self, prune: &mut Prune, count: u32) -> bool {
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        if prune.next_stay < prune.with_stays.len() {
+            let end = prune
+                .next_stay
+                .saturating_add(count)
+                .min(prune.with_stays.len());
+            let horizon = prune.now_ms - self.keep_ms;
+            for at in prune.next_stay..end {
+                self.prune_stays_of(prune.with_stays[at], horizon, prune.now_ms);
+            }
+            prune.next_stay = end;
+            return false;
         }
-        (end < bound).then_some(end)
+        let horizon = prune.now_ms - self.settle_ms;
+        let bound = self.persons.bound();
+        let end = u32::try_from(count)
+            .map_or(bound, |count| prune.next_person.saturating_add(count))
+            .min(bound);
+        // At most `count` settlements dropped too: when a whole day expires
+        // at once, one slice of people can hold many of them.
+        let mut dropped = 0;
+        let mut person = prune.next_person;
+        while person < end && dropped < count {
+            dropped += self.prune_person(person, horizon);
+            person += 1;
+        }
+        prune.next_person = person;
+        person >= bound
+    }
+
+    /// Drops a person's stays that began before `horizon`, or ended more
+    /// than a day before `now_ms`.
+    fn prune_stays_of(&mut self, person: u32, horizon: i64, now_ms: i64) {
+        let Some(stays) = self.stays.get_mut(&person) else {
+            return;
+        };
+        let mut gone = Vec::new();
+        let mut i = 0;
+        while i < stays.len() {
+            let stay = &stays[i];
+            if stay.at_ms >= horizon && stay.end_ms.is_none_or(|end| end + DAY_MS >= now_ms) {
+                i += 1;
+            } else {
+                gone.push(stays.remove(i));
+            }
+        }
+        if stays.is_empty() {
+            self.stays.remove(&person);
+        }
+        for stay in gone {
+            // A stay discharged long enough ago goes before its entries did.
+            let repoint = stay.at_ms >= horizon;
+            self.drop_stay(person, stay, repoint);
+        }
     }
 
     /// Drops a person's settlements older than `horizon`, from the oldest
     /// (one behind a newer is kept, out of the indexes, until that one
-    /// goes), and the person when nothing of theirs is left.
-    fn prune_person(&mut self, person: u32, horizon: i64) {
+    /// goes), and the person when nothing of theirs is left; how many
+    /// settlements it dropped.
+    fn prune_person(&mut self, person: u32, horizon: i64) -> usize {
         let Some(p) = self.persons.get(person) else {
-            return;
+            return 0;
         };
+        let mut count = 0;
         let (key, mut first, disordered) = (p.key, p.first, p.disordered);
         if first != NONE && p.first_at < horizon {
             let mut dropped = Vec::new();
@@ -795,6 +841,7 @@ impl Windows {
                     (p.last, p.disordered) = (NONE, false);
                 }
             }
+            count = dropped.len();
             for id in dropped {
                 self.drop_settlement(id);
             }
@@ -816,6 +863,7 @@ impl Windows {
             self.person_ids.remove(person, key.hash());
             self.persons.remove(person);
         }
+        count
     }
 
     /// How many settlements are held.
@@ -949,14 +997,14 @@ mod tests {
         let before = whole.settlements_held();
         whole.prune(now);
         let mut sliced = filled();
-        sliced.prune_stays(now);
-        let (mut from, mut slices) = (0, 1);
-        while let Some(next) = sliced.prune_persons(now, from, 3) {
-            assert!(next > from);
-            from = next;
+        let mut prune = sliced.prune_start(now);
+        let mut slices = 1;
+        while !sliced.prune_slice(&mut prune, 3) {
             slices += 1;
         }
-        assert!(slices > 10, "{slices}");
+        // 40 people with stays and 40 with settlements, 3 at a time, and
+        // more slices as each stops once 3 settlements are dropped.
+        assert!(slices > 14 + 14, "{slices}");
         // Hours 32 to 71 are within two days of hour 80: 40 a person. For
         // the eight people out of order (hour 40 came fourth), hours 3 to 31
         // stay too, behind hour 40, out of the indexes, until it goes.
@@ -979,11 +1027,8 @@ mod tests {
         // Past every window, nothing is left either way.
         let later = now + 10 * DAY_MS;
         whole.prune(later);
-        sliced.prune_stays(later);
-        let mut from = 0;
-        while let Some(next) = sliced.prune_persons(later, from, 7) {
-            from = next;
-        }
+        let mut prune = sliced.prune_start(later);
+        while !sliced.prune_slice(&mut prune, 7) {}
         assert_eq!((whole.size(), sliced.size()), (0, 0));
     }
 }
