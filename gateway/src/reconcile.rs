@@ -1912,22 +1912,32 @@ mod tests {
         assert!(error.to_string().contains("line 2, column 6"), "{error}");
     }
 
-    /// The gateway's slot for a region's row is looked for just after the
-    /// last one matched, then in the table: the result must not depend on
-    /// the statement's order, only the speed.
-    #[test]
-    fn the_statements_order_does_not_change_the_result() {
-        let rows: Vec<Row> = (0..5_000u32)
+    /// `count` settlements in Hebei, msgids `M00000000` on, amounts rising.
+    fn numbered(count: u32) -> Vec<Row> {
+        (0..count)
             .map(|n| {
                 let mut row = settled(n, "130100", 10_000 + i64::from(n));
                 row.msgid = Some(format!("M{n:08}"));
                 row
             })
-            .collect();
-        let mut region = rows.clone();
-        region[4_000].acct_pay = region[4_000]
+            .collect()
+    }
+
+    /// The row with one fen more paid from the personal account.
+    fn one_fen_more(row: &mut Row) {
+        row.acct_pay = row
             .acct_pay
             .map(|m| m.checked_add(Money::from_fen(1).unwrap()).unwrap());
+    }
+
+    /// The gateway's slot for a region's row is looked for just after the
+    /// last one matched, then in the table: the result must not depend on
+    /// the statement's order, only the speed.
+    #[test]
+    fn the_statements_order_does_not_change_the_result() {
+        let rows = numbered(5_000);
+        let mut region = rows.clone();
+        one_fen_more(&mut region[4_000]);
         region.remove(7);
         region.push(region[10].clone());
         let in_order = run(&rows, &[("130000", region.clone())]);
@@ -1947,17 +1957,9 @@ mod tests {
     #[test]
     fn many_chunks_keep_order_offsets_and_line_numbers() {
         // About 4 MB: several chunks for the parsing threads.
-        let rows: Vec<Row> = (0..20_000u32)
-            .map(|n| {
-                let mut row = settled(n, "130100", 10_000 + i64::from(n));
-                row.msgid = Some(format!("M{n:08}"));
-                row
-            })
-            .collect();
+        let rows = numbered(20_000);
         let mut region = rows.clone();
-        region[15_000].acct_pay = region[15_000]
-            .acct_pay
-            .map(|m| m.checked_add(Money::from_fen(1).unwrap()).unwrap());
+        one_fen_more(&mut region[15_000]);
         region.remove(7);
         let outcome = run(&rows, &[("130000", region.clone())]);
         let found: Vec<(Class, Option<String>)> = classes(&outcome);
