@@ -663,8 +663,7 @@ async fn first_statement(conn: &PgConn, op: &Op) -> Result<Step, tokio_postgres:
             let changed = execute(conn, &prepared.finish, &ops::finish_params(key, row)).await?;
             if changed == 1 {
                 for write in &row.feed {
-                    let (sql, params) = write.sql_and_params();
-                    conn.client.execute(sql, &refs(&params)).await?;
+                    supervise(conn, write).await?;
                 }
             }
             changed
@@ -708,8 +707,7 @@ async fn first_statement(conn: &PgConn, op: &Op) -> Result<Step, tokio_postgres:
             return Ok(Step::Answer(Ok(Outcome::Unit)));
         }
         Op::Supervision(write) => {
-            let (sql, params) = write.sql_and_params();
-            conn.client.execute(sql, &refs(&params)).await?;
+            supervise(conn, write).await?;
             return Ok(Step::Answer(Ok(Outcome::Unit)));
         }
         Op::Clearing(write) => {
@@ -730,6 +728,15 @@ async fn first_statement(conn: &PgConn, op: &Op) -> Result<Step, tokio_postgres:
     } else {
         Step::Lookup
     })
+}
+
+/// Runs one supervision write inside the batch transaction.
+async fn supervise(
+    conn: &PgConn,
+    write: &crate::supervision::Write,
+) -> Result<u64, tokio_postgres::Error> {
+    let (sql, params) = write.sql_and_params();
+    conn.client.execute(sql, &refs(&params)).await
 }
 
 async fn lookup(

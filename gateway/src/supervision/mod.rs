@@ -590,11 +590,11 @@ async fn run(supervision: Arc<Supervision>, ledger: ledger::Ledger, mut rx: mpsc
                 batch.sort_by_key(|work| work.fact.at_ms());
                 let mut writes = tokio::task::JoinSet::new();
                 let now = crate::journal::now_ms();
-                for Work { mut fact, journalled } in batch.drain(..) {
+                for Work { mut fact, journalled: kept } in batch.drain(..) {
                     let billed = fact.bill().is_some();
                     let findings = supervision.handle(&mut fact, true);
-                    if !journalled {
-                        if let Some(observed) = observed_of(&fact) {
+                    if !kept {
+                        if let Some(observed) = journalled(&fact) {
                             let ledger = ledger.clone();
                             writes.spawn(async move {
                                 ledger.put_supervision_event(observed.event).await?;
@@ -664,13 +664,6 @@ pub fn observe(gateway: &Gateway, request: &Request, answer: &Answer) -> Option<
     Some(fact)
 }
 
-/// What the journal's final write keeps of a fact for supervision
-/// ([`ledger::Ledger::finish_observed`]): written in the same transaction,
-/// so a crash right after the answer loses nothing the windows need.
-pub fn journalled(fact: &Fact) -> Option<ledger::Observed> {
-    observed_of(fact)
-}
-
 /// Hands a fact to the background task, after the final journal write
 /// (`journalled`: that write kept it); never waits (a full queue drops the
 /// fact from the windows until the next restart reads it back, counted).
@@ -705,7 +698,8 @@ fn followed(body: &RequestBody) -> bool {
 
 /// Before forwarding: the rules in `refuse` mode that decide on the request
 /// alone. A hit refuses the message (3005, naming the rule) and records the
-/// signal; otherwise nothing happens. In memory, no I/O.
+/// signal; otherwise nothing happens. In memory, but for keeping the
+/// signal of a hit in the ledger before the refusal leaves.
 pub async fn screen(gateway: &Gateway, request: &Request) -> Result<(), Refusal> {
     let Some(supervision) = &gateway.supervision else {
         return Ok(());
@@ -788,8 +782,11 @@ fn event_id(fact: &Fact) -> Option<String> {
 
 /// What the ledger keeps of a fact for the windows after a restart: its
 /// row, and for a cross-region settlement one more in its institution's
-/// count of the day (the baseline of `institution_surge`).
-fn observed_of(fact: &Fact) -> Option<ledger::Observed> {
+/// count of the day (the baseline of `institution_surge`). The journal's
+/// final write keeps it in the same transaction
+/// ([`ledger::Ledger::finish_observed`]), so a crash right after the answer
+/// loses nothing the windows need; the task writes it for facts not journalled.
+pub fn journalled(fact: &Fact) -> Option<ledger::Observed> {
     let id = event_id(fact)?;
     let event = match fact {
         Fact::Admission(a) => ledger::SupervisionEvent {
