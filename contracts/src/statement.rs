@@ -781,9 +781,77 @@ fn printable_ascii(text: &str) -> bool {
 }
 
 /// Builds and checks one row from its fields (inlined: a row is large, and
-/// returned through two calls it would be copied twice).
+/// returned through two calls it would be copied twice). A line of
+/// printable ASCII throughout (nearly every line) is read by [`plain_row`];
+/// any other, and any line that one turns down, by [`checked_row`], which
+/// says what is wrong.
 #[inline(always)]
 fn row_of<'a>(
+    source: &'a str,
+    spans: &[(usize, usize)],
+    positions: &[usize; 16],
+    number: u64,
+    printable: bool,
+) -> Result<RowRef<'a>, StatementError> {
+    if printable {
+        if let Some(row) = plain_row(source, spans, positions) {
+            return Ok(row);
+        }
+    }
+    checked_row(source, spans, positions, number, printable)
+}
+
+/// The row of a line of printable ASCII throughout, when every field is
+/// well formed; `None` when any is not. It accepts exactly the rows
+/// [`checked_row`] accepts from such a line, and gives the same row, but
+/// builds no error on the way: each step is an `Option` kept in registers
+/// rather than a `Result` carrying a [`StatementError`], which made the
+/// checks per field most of a statement's parsing time.
+#[inline(always)]
+fn plain_row<'a>(
+    source: &'a str,
+    spans: &[(usize, usize)],
+    positions: &[usize; 16],
+) -> Option<RowRef<'a>> {
+    let field = |i: usize| -> Option<&'a str> {
+        let (from, to) = *spans.get(positions[i])?;
+        let text = source.get(from..to)?.trim_ascii();
+        (text.len() <= 64).then_some(text)
+    };
+    let optional = |i: usize| field(i).map(|text| (!text.is_empty()).then_some(text));
+    let required = |i: usize| field(i).filter(|text| !text.is_empty());
+    let region = |i: usize| Admdvs::parse(required(i)?).ok();
+    let money = |i: usize| match optional(i)? {
+        None => Some(None),
+        Some(text) => Money::parse_yuan(text).ok().map(Some),
+    };
+    let state = RowState::parse(required(15)?)?;
+    let row = RowRef {
+        setl_id: optional(0)?,
+        msgid: optional(1)?,
+        omsgid: optional(2)?,
+        mdtrt_id: optional(3)?,
+        fixmedins_code: required(4)?,
+        insuplc_admdvs: region(5)?,
+        mdtrtarea_admvs: region(6)?,
+        insutype: optional(7)?,
+        med_type: optional(8)?,
+        clr_type: optional(9)?,
+        setl_time: DateTime::parse(required(10)?).ok()?,
+        medfee_sumamt: money(11)?,
+        fund_pay_sumamt: money(12)?,
+        acct_pay: money(13)?,
+        psn_cash_pay: money(14)?,
+        state,
+    };
+    row.settling_msgid()?;
+    Some(row)
+}
+
+/// Builds and checks one row from its fields, naming the first field at
+/// fault (the column order of the checks: state, time, then left to right).
+#[inline(never)]
+fn checked_row<'a>(
     source: &'a str,
     spans: &[(usize, usize)],
     positions: &[usize; 16],
@@ -1098,7 +1166,94 @@ mod tests {
         assert_eq!((e.line, e.column), (1, 17));
     }
 
+    /// Lines the property below saw read by the short path.
+    static PLAIN_ROWS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[test]
+    fn the_property_reads_rows_by_both_paths() {
+        // Not a property: makes sure the one below compares rows, not only refusals.
+        the_plain_path_agrees_with_the_checks();
+        assert!(PLAIN_ROWS.load(std::sync::atomic::Ordering::Relaxed) > 10);
+    }
+
+    /// Values a field of a printable line may hold: well formed for some
+    /// column, malformed for others, at and beyond the length bound.
+    fn field_values() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(String::new()),
+            Just(" ".to_owned()),
+            Just("settled".to_owned()),
+            Just("cancelled".to_owned()),
+            Just(" reversed ".to_owned()),
+            Just("Settled".to_owned()),
+            Just("110000".to_owned()),
+            Just("130102".to_owned()),
+            Just("011000".to_owned()),
+            Just("11000".to_owned()),
+            Just("2026-11-26 08:30:00".to_owned()),
+            Just("2026-02-30 08:30:00".to_owned()),
+            Just("2026-11-26T08:30:00".to_owned()),
+            Just("12.50".to_owned()),
+            Just("-0.01".to_owned()),
+            Just("-0.00".to_owned()),
+            Just("1000000000000.01".to_owned()),
+            Just("12.5".to_owned()),
+            Just("1e3".to_owned()),
+            Just("H12010100789".to_owned()),
+            Just("x".repeat(64)),
+            Just("x".repeat(65)),
+            "[ -+!-~]{0,12}",
+        ]
+    }
+
     proptest::proptest! {
+        /// The short path for printable lines accepts exactly what the checks
+        /// accept, and reads the same row.
+        #[test]
+        fn the_plain_path_agrees_with_the_checks(
+            changes in proptest::collection::vec(proptest::option::weighted(0.1, field_values()), 16),
+            order in proptest::sample::subsequence((0..16usize).collect::<Vec<_>>(), 16),
+            rotate in 0..16usize,
+        ) {
+            // A well-formed row, some of its fields replaced.
+            let valid = [
+                "1200000000000000000001", "H11000001485000000000000000001", "", "D000000000001",
+                "H11000001485", "120000", "110000", "390", "11", "11", "2026-11-26 00:00:01",
+                "12444.01", "7466.40", "500.00", "4477.61", "settled",
+            ];
+            let fields: Vec<String> = changes
+                .into_iter()
+                .zip(valid)
+                .map(|(change, valid)| change.unwrap_or_else(|| valid.to_owned()))
+                .collect();
+            // Columns in another order than COLUMNS: positions matter.
+            let mut order = order;
+            order.rotate_left(rotate);
+            let mut positions = [0usize; 16];
+            let mut cells = vec![String::new(); 16];
+            for (i, &at) in order.iter().enumerate() {
+                positions[i] = at;
+                cells[at] = fields[i].replace([',', '"'], ";");
+            }
+            let line = cells.join(",");
+            proptest::prop_assume!(printable_ascii(&line));
+            let mut spans = Vec::new();
+            let mut unquoted = String::new();
+            let (in_unquoted, printable) = split_line(&line, 2, &mut spans, &mut unquoted).unwrap();
+            proptest::prop_assert!(!in_unquoted && printable);
+            let plain = plain_row(&line, &spans, &positions);
+            let checked = checked_row(&line, &spans, &positions, 2, true);
+            match (&plain, &checked) {
+                (Some(a), Ok(b)) => {
+                    proptest::prop_assert_eq!(a, b);
+                    PLAIN_ROWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                (None, Err(_)) => {}
+                _ => proptest::prop_assert!(false, "plain {:?} but checked {:?} for {:?}", plain, checked, line),
+            }
+        }
+
         #[test]
         fn arbitrary_input_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
             let mut text = format!("{}\n", COLUMNS.join(",")).into_bytes();
