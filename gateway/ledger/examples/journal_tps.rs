@@ -22,10 +22,14 @@ struct Args {
     writers: usize,
     seconds: u64,
     reply_bytes: usize,
+    /// Idle time between a settlement's two writes and after them, as a
+    /// gateway at a low rate leaves the writer: every write then wakes it.
+    pause_us: u64,
 }
 
 fn usage() -> String {
-    "usage: journal_tps --url URL [--writers N] [--seconds S] [--reply-bytes B]".to_string()
+    "usage: journal_tps --url URL [--writers N] [--seconds S] [--reply-bytes B] [--pause-us U]"
+        .to_string()
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -34,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         writers: 32,
         seconds: 10,
         reply_bytes: 512,
+        pause_us: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
             "--writers" => args.writers = value.parse().map_err(|_| usage())?,
             "--seconds" => args.seconds = value.parse().map_err(|_| usage())?,
             "--reply-bytes" => args.reply_bytes = value.parse().map_err(|_| usage())?,
+            "--pause-us" => args.pause_us = value.parse().map_err(|_| usage())?,
             _ => return Err(usage()),
         }
     }
@@ -117,6 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let commits_before = ledger.commits();
     let started = Instant::now();
     let deadline = started + duration;
+    let pause = Duration::from_micros(args.pause_us);
 
     let writers: Vec<_> = (0..args.writers)
         .map(|w| {
@@ -135,8 +142,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         Begin::Fresh => {}
                         other => return Err(format!("unexpected {other:?}").into()),
                     }
+                    let began_finish = if pause.is_zero() {
+                        began
+                    } else {
+                        // The upstream's time, not counted: only the two writes are.
+                        let begin_took = began.elapsed();
+                        tokio::time::sleep(pause).await;
+                        Instant::now() - begin_took
+                    };
                     ledger.finish(&key, done(&reply, now)).await?;
-                    latencies.push(u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX));
+                    latencies.push(
+                        u64::try_from(began_finish.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    );
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
                     i += 1;
                 }
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(latencies)
