@@ -1067,3 +1067,116 @@ fn the_deploy_files_check() {
         ),
     }
 }
+
+/// The collector's configuration, as far as it can be checked without an
+/// OpenTelemetry Collector (none is in the registries this project can
+/// reach): every component a pipeline or the service names is defined; the
+/// Kubernetes ConfigMap carries the same configuration as
+/// `deploy/otel-collector.yaml`; the scrape job of its Prometheus receiver is
+/// a valid Prometheus scrape configuration (`promtool check config`), and
+/// scrapes `/metrics` over HTTPS with a client certificate, as the gateway
+/// requires. YAML is read with Python's PyYAML (a dependency of
+/// kubernetes-validate, which `.ci/run` installs); a missing tool is skipped
+/// loudly.
+#[test]
+fn the_collector_configuration_checks() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let has_yaml = Command::new("python3")
+        .args(["-c", "import yaml"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !has_yaml {
+        eprintln!(
+            "SKIPPED: the collector configuration was not checked: python3 with PyYAML is \
+             missing (pip install pyyaml)"
+        );
+        return;
+    }
+    let dir = harness::Scratch::new("collector");
+    let scrape = dir.path("prometheus.yml");
+    // Prints one finding per line; writes the receiver's scrape section as a
+    // Prometheus configuration, its certificate paths pointing into `dir`.
+    let script = r#"
+import json, sys, yaml
+root, scrape_out, certs = sys.argv[1], sys.argv[2], sys.argv[3]
+findings = []
+config = yaml.safe_load(open(f"{root}/deploy/otel-collector.yaml"))
+docs = list(yaml.safe_load_all(open(f"{root}/deploy/k8s/otel-collector.yaml")))
+maps = [d for d in docs if d and d.get("kind") == "ConfigMap"]
+if len(maps) != 1 or yaml.safe_load(maps[0]["data"]["config.yaml"]) != config:
+    findings.append("the ConfigMap in deploy/k8s/otel-collector.yaml is not deploy/otel-collector.yaml")
+service = config.get("service", {})
+for name in service.get("extensions", []):
+    if name not in (config.get("extensions") or {}):
+        findings.append(f"service names extension {name}, which is not defined")
+pipelines = service.get("pipelines") or {}
+if not {"traces", "metrics"} <= set(pipelines):
+    findings.append(f"pipelines {sorted(pipelines)}: traces and metrics are both needed")
+for pipeline, parts in pipelines.items():
+    for kind in ("receivers", "processors", "exporters"):
+        for name in parts.get(kind, []):
+            if name not in (config.get(kind) or {}):
+                findings.append(f"pipeline {pipeline} names {kind[:-1]} {name}, which is not defined")
+    if not parts.get("receivers") or not parts.get("exporters"):
+        findings.append(f"pipeline {pipeline} lacks receivers or exporters")
+for kind in ("receivers", "processors", "exporters"):
+    used = {n for p in pipelines.values() for n in p.get(kind, [])}
+    for name in (config.get(kind) or {}):
+        if name not in used and name != "debug":
+            findings.append(f"{kind[:-1]} {name} is defined but in no pipeline")
+protocols = config["receivers"]["otlp"]["protocols"]
+if protocols.get("http", {}).get("endpoint", "").rsplit(":", 1)[-1] != "4318":
+    findings.append("the OTLP/HTTP receiver is not on :4318, where the gateways send")
+jobs = config["receivers"]["prometheus"]["config"]["scrape_configs"]
+for job in jobs:
+    if job.get("scheme") != "https" or job.get("metrics_path") != "/metrics":
+        findings.append(f"job {job.get('job_name')}: not https /metrics")
+    tls = job.get("tls_config", {})
+    if not tls.get("cert_file") or not tls.get("key_file"):
+        findings.append(f"job {job.get('job_name')}: no client certificate (the gateway requires one)")
+    for key in ("ca_file", "cert_file", "key_file"):
+        if key in tls:
+            tls[key] = f"{certs}/{key}.pem"
+json.dump({"scrape_configs": jobs}, open(scrape_out, "w"))
+print("\n".join(findings))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&root)
+        .arg(&scrape)
+        .arg(dir.path(""))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.trim().is_empty(),
+        "deploy/otel-collector.yaml:\n{said}"
+    );
+    match Command::new("promtool").arg("--version").output() {
+        Ok(_) => {
+            for key in ["ca_file", "cert_file", "key_file"] {
+                std::fs::write(dir.path(&format!("{key}.pem")), "").unwrap();
+            }
+            let out = Command::new("promtool")
+                .args(["check", "config"])
+                .arg(&scrape)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check config of the collector's scrape job:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) => eprintln!(
+            "SKIPPED: the collector's scrape job was not checked: promtool is not installed \
+             (apt-get install prometheus)"
+        ),
+    }
+}
