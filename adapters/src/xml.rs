@@ -1395,12 +1395,12 @@ fn parse_date_time(clock: Clock, text: &str, millis: bool) -> Result<DateTime, V
 /// Appends a scalar's wire text.
 fn write_scalar<S: XmlDialect>(kind: Kind, value: Scalar<'_>, out: &mut String) {
     match value {
-        Scalar::Money(m) => {
-            let _ = match S::MONEY {
-                MoneyUnit::Yuan => write!(out, "{m}"),
-                MoneyUnit::Fen => write!(out, "{}", m.fen()),
-            };
-        }
+        Scalar::Money(m) => match S::MONEY {
+            MoneyUnit::Yuan => m.write_to(out),
+            MoneyUnit::Fen => {
+                let _ = contracts::money::write_scaled(out, m.fen(), 0);
+            }
+        },
         Scalar::Date(d) => match S::CLOCK {
             Clock::Compact => d.write_compact(out),
             Clock::Iso => d.write_national(out),

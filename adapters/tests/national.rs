@@ -372,3 +372,29 @@ proptest::proptest! {
         let _ = National.decode_request(&request, &L);
     }
 }
+
+#[test]
+fn a_missing_field_is_named_by_its_whole_path() {
+    let text = String::from_utf8(fixture("2204-request.json")).unwrap();
+    let mut message: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let refusal_of = |message: &serde_json::Value| {
+        National
+            .decode_request(message.to_string().as_bytes(), &L)
+            .and_then(|r| validate_request(&r, &Jingjinji))
+    };
+    assert!(refusal_of(&message).is_ok());
+    // The second line without its charge batch; then the first without its
+    // serial number too: the first missing field in message order is named.
+    let lines = message["input"]["feedetail"].as_array_mut().unwrap();
+    lines[1].as_object_mut().unwrap().remove("chrg_bchno");
+    let refusal = refusal_of(&message).unwrap_err();
+    assert_eq!(refusal.code, ErrorCode::MissingField);
+    assert_eq!(refusal.detail, "input.feedetail[1].chrg_bchno");
+    message["input"]["feedetail"][0]["feedetl_sn"] = serde_json::Value::String(String::new());
+    assert_eq!(
+        refusal_of(&message).unwrap_err().detail,
+        "input.feedetail[0].feedetl_sn"
+    );
+    message.as_object_mut().unwrap().remove("infno");
+    assert_eq!(refusal_of(&message).unwrap_err().detail, "infno");
+}

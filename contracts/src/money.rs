@@ -92,18 +92,16 @@ pub fn parse_scaled(text: &str, scale: u32, max_abs: i64) -> Result<i64, Decimal
     Ok(value)
 }
 
-/// Writes `value / 10^scale` with exactly `scale` decimals.
+/// Writes `value / 10^scale` with exactly `scale` decimals (none and no
+/// point for scale 0), from a digit buffer rather than the formatting
+/// machinery: every amount of every message goes through here.
 pub fn write_scaled(out: &mut impl fmt::Write, value: i64, scale: u32) -> fmt::Result {
     let magnitude = value.unsigned_abs();
     if value < 0 {
         out.write_char('-')?;
     }
-    if scale == 0 {
-        return write!(out, "{magnitude}");
-    }
     // The digits of the magnitude, at least `scale + 1` of them (zeros in
-    // front): the whole part then the decimals, as the format below writes
-    // them, without the formatting machinery. A u64 has at most 20 digits.
+    // front): the whole part then the decimals. A u64 has at most 20 digits.
     let width = scale as usize + 1;
     if width <= 20 {
         let mut buf = [b'0'; 20];
@@ -122,6 +120,9 @@ pub fn write_scaled(out: &mut impl fmt::Write, value: i64, scale: u32) -> fmt::R
             std::str::from_utf8(&buf[point..]),
         ) {
             out.write_str(whole)?;
+            if scale == 0 {
+                return Ok(());
+            }
             out.write_char('.')?;
             return out.write_str(decimals);
         }
@@ -232,6 +233,13 @@ impl Money {
     }
 }
 
+impl Money {
+    /// Appends yuan with two decimals (as [`fmt::Display`] writes them).
+    pub fn write_to(self, out: &mut String) {
+        let _ = write_scaled(out, self.0, 2);
+    }
+}
+
 impl fmt::Display for Money {
     /// Yuan with two decimals.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -264,6 +272,11 @@ impl<const SCALE: u32, const TAG: u8> Fixed<SCALE, TAG> {
     /// The scaled integer.
     pub fn scaled(self) -> i64 {
         self.0
+    }
+
+    /// Appends the number with its `SCALE` decimals (as [`fmt::Display`] writes it).
+    pub fn write_to(self, out: &mut String) {
+        let _ = write_scaled(out, self.0, SCALE);
     }
 
     /// Parses decimal text with at most `SCALE` significant decimals.

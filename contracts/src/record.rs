@@ -91,17 +91,31 @@ pub enum Scalar<'a> {
 impl Scalar<'_> {
     /// Appends the national interface's text form (without JSON quoting).
     pub fn write_national(&self, kind: Kind, out: &mut String) {
-        use std::fmt::Write;
         let _ = match self {
             Scalar::Text(text) => {
                 out.push_str(text);
                 Ok(())
             }
-            Scalar::Money(m) => write!(out, "{m}"),
-            Scalar::Price(v) => write!(out, "{v}"),
-            Scalar::Quantity(v) => write!(out, "{v}"),
-            Scalar::Ratio(v) => write!(out, "{v}"),
-            Scalar::Age(v) => write!(out, "{v}"),
+            Scalar::Money(m) => {
+                m.write_to(out);
+                Ok(())
+            }
+            Scalar::Price(v) => {
+                v.write_to(out);
+                Ok(())
+            }
+            Scalar::Quantity(v) => {
+                v.write_to(out);
+                Ok(())
+            }
+            Scalar::Ratio(v) => {
+                v.write_to(out);
+                Ok(())
+            }
+            Scalar::Age(v) => {
+                v.write_to(out);
+                Ok(())
+            }
             Scalar::Date(d) => {
                 d.write_national(out);
                 Ok(())
@@ -114,7 +128,7 @@ impl Scalar<'_> {
                 t.write_national(out);
                 Ok(())
             }
-            Scalar::Int(i) => write!(out, "{i}"),
+            Scalar::Int(i) => crate::money::write_scaled(out, *i, 0),
         };
     }
 }
@@ -749,33 +763,55 @@ impl fmt::Display for Path {
 }
 
 /// The first required field missing anywhere in `record`, with its path.
+/// The path is written only when a field is missing: a complete message
+/// (nearly every one, with its fee lines) costs no string at all.
 pub fn first_missing(record: &dyn Record, path: &Path) -> Option<Path> {
+    let mut steps = Vec::new();
+    if !missing_steps(record, &mut steps) {
+        return None;
+    }
+    Some(
+        steps
+            .iter()
+            .rev()
+            .fold(path.clone(), |path, step| match *step {
+                Step::Key(name) => path.key(name),
+                Step::Index(i) => path.index(i),
+            }),
+    )
+}
+
+/// One step of a path, innermost first in [`missing_steps`].
+enum Step {
+    Key(&'static str),
+    Index(usize),
+}
+
+/// Whether a required field is missing in `record`; if so `steps` holds
+/// the way to it from `record`, innermost first.
+fn missing_steps(record: &dyn Record, steps: &mut Vec<Step>) -> bool {
     let schema = record.schema();
     for (index, def) in schema.fields.iter().enumerate() {
-        match record.field(index) {
-            FieldRef::Scalar(None | Some(Scalar::Text(""))) if def.required => {
-                return Some(path.key(def.name))
+        let found = match record.field(index) {
+            FieldRef::Scalar(None | Some(Scalar::Text(""))) | FieldRef::Record(None) => {
+                def.required
             }
-            FieldRef::Record(None) if def.required => return Some(path.key(def.name)),
-            FieldRef::Record(Some(child)) => {
-                if let Some(missing) = first_missing(child, &path.key(def.name)) {
-                    return Some(missing);
+            FieldRef::Record(Some(child)) => missing_steps(child, steps),
+            FieldRef::List(list) => (0..list.len()).any(|i| {
+                let missing = list.get(i).is_some_and(|child| missing_steps(child, steps));
+                if missing {
+                    steps.push(Step::Index(i));
                 }
-            }
-            FieldRef::List(list) => {
-                for i in 0..list.len() {
-                    if let Some(missing) = list
-                        .get(i)
-                        .and_then(|child| first_missing(child, &path.key(def.name).index(i)))
-                    {
-                        return Some(missing);
-                    }
-                }
-            }
-            _ => {}
+                missing
+            }),
+            _ => false,
+        };
+        if found {
+            steps.push(Step::Key(def.name));
+            return true;
         }
     }
-    None
+    false
 }
 
 /// Removes every piece of personal data from `record`: each [`Kind::Secret`]
