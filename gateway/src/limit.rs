@@ -132,8 +132,7 @@ type HttpResponse = http::Response<http_body_util::Full<bytes::Bytes>>;
 
 impl<S, B> tower::Service<http::Request<B>> for InstitutionLimit<S>
 where
-    S: tower::Service<http::Request<B>, Response = HttpResponse>,
-    S::Error: Into<tower::BoxError>,
+    S: tower::Service<http::Request<B>, Response = HttpResponse, Error = tower::BoxError>,
     S::Future: Send + 'static,
 {
     type Response = HttpResponse;
@@ -146,7 +145,7 @@ where
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
@@ -167,7 +166,8 @@ where
                 return Box::pin(async move { Ok(response) });
             }
         }
-        let answer = self.inner.call(request);
-        Box::pin(async move { answer.await.map_err(Into::into) })
+        // Boxed as it is: wrapped in an `async` block it would be held twice
+        // over (the block keeps the future it awaits beside its own copy).
+        Box::pin(self.inner.call(request))
     }
 }
