@@ -231,9 +231,7 @@ impl Money {
             .into_iter()
             .try_fold(Money::ZERO, |acc, item| acc.checked_add(item))
     }
-}
 
-impl Money {
     /// Appends yuan with two decimals (as [`fmt::Display`] writes them).
     pub fn write_to(self, out: &mut String) {
         let _ = write_scaled(out, self.0, 2);

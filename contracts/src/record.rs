@@ -91,45 +91,21 @@ pub enum Scalar<'a> {
 impl Scalar<'_> {
     /// Appends the national interface's text form (without JSON quoting).
     pub fn write_national(&self, kind: Kind, out: &mut String) {
-        let _ = match self {
-            Scalar::Text(text) => {
-                out.push_str(text);
-                Ok(())
+        match self {
+            Scalar::Text(text) => out.push_str(text),
+            Scalar::Money(m) => m.write_to(out),
+            Scalar::Price(v) => v.write_to(out),
+            Scalar::Quantity(v) => v.write_to(out),
+            Scalar::Ratio(v) => v.write_to(out),
+            Scalar::Age(v) => v.write_to(out),
+            Scalar::Date(d) => d.write_national(out),
+            Scalar::DateTime(t) if kind == Kind::Stamp => t.write_compact_millis(out),
+            Scalar::DateTime(t) => t.write_national(out),
+            Scalar::Int(i) => {
+                // Writing to a String cannot fail.
+                let _ = crate::money::write_scaled(out, *i, 0);
             }
-            Scalar::Money(m) => {
-                m.write_to(out);
-                Ok(())
-            }
-            Scalar::Price(v) => {
-                v.write_to(out);
-                Ok(())
-            }
-            Scalar::Quantity(v) => {
-                v.write_to(out);
-                Ok(())
-            }
-            Scalar::Ratio(v) => {
-                v.write_to(out);
-                Ok(())
-            }
-            Scalar::Age(v) => {
-                v.write_to(out);
-                Ok(())
-            }
-            Scalar::Date(d) => {
-                d.write_national(out);
-                Ok(())
-            }
-            Scalar::DateTime(t) if kind == Kind::Stamp => {
-                t.write_compact_millis(out);
-                Ok(())
-            }
-            Scalar::DateTime(t) => {
-                t.write_national(out);
-                Ok(())
-            }
-            Scalar::Int(i) => crate::money::write_scaled(out, *i, 0),
-        };
+        }
     }
 }
 
