@@ -826,7 +826,34 @@ fn plain_row<'a>(
         Some(text) => Money::parse_yuan(text).ok().map(Some),
     };
     let state = RowState::parse(required(15)?)?;
-    let row = RowRef {
+    let setl_time = DateTime::parse(required(10)?).ok()?;
+    let row = assemble(
+        state,
+        setl_time,
+        |i| optional(i).ok_or(()),
+        |i| required(i).ok_or(()),
+        |i| region(i).ok_or(()),
+        |i| money(i).ok_or(()),
+    )
+    .ok()?;
+    row.settling_msgid()?;
+    Some(row)
+}
+
+/// A row from its state, its time and readers of its other fields by
+/// column (those of [`plain_row`] or of [`checked_row`]): the one place
+/// that says which column each field comes from. Fields are read left to
+/// right; the first reader's error is the row's.
+#[inline(always)]
+fn assemble<'a, E>(
+    state: RowState,
+    setl_time: DateTime,
+    optional: impl Fn(usize) -> Result<Option<&'a str>, E>,
+    required: impl Fn(usize) -> Result<&'a str, E>,
+    region: impl Fn(usize) -> Result<Admdvs, E>,
+    money: impl Fn(usize) -> Result<Option<Money>, E>,
+) -> Result<RowRef<'a>, E> {
+    Ok(RowRef {
         setl_id: optional(0)?,
         msgid: optional(1)?,
         omsgid: optional(2)?,
@@ -837,15 +864,13 @@ fn plain_row<'a>(
         insutype: optional(7)?,
         med_type: optional(8)?,
         clr_type: optional(9)?,
-        setl_time: DateTime::parse(required(10)?).ok()?,
+        setl_time,
         medfee_sumamt: money(11)?,
         fund_pay_sumamt: money(12)?,
         acct_pay: money(13)?,
         psn_cash_pay: money(14)?,
         state,
-    };
-    row.settling_msgid()?;
-    Some(row)
+    })
 }
 
 /// Builds and checks one row from its fields, naming the first field at
@@ -908,24 +933,7 @@ fn checked_row<'a>(
         )
     })?;
     let setl_time = DateTime::parse(required(10)?).map_err(|e| fail(10, e.to_string()))?;
-    let row = RowRef {
-        setl_id: optional(0)?,
-        msgid: optional(1)?,
-        omsgid: optional(2)?,
-        mdtrt_id: optional(3)?,
-        fixmedins_code: required(4)?,
-        insuplc_admdvs: region(5)?,
-        mdtrtarea_admvs: region(6)?,
-        insutype: optional(7)?,
-        med_type: optional(8)?,
-        clr_type: optional(9)?,
-        setl_time,
-        medfee_sumamt: money(11)?,
-        fund_pay_sumamt: money(12)?,
-        acct_pay: money(13)?,
-        psn_cash_pay: money(14)?,
-        state,
-    };
+    let row = assemble(state, setl_time, optional, required, region, money)?;
     if row.settling_msgid().is_none() {
         let (i, what) = match state {
             RowState::Settled => (1, "a settled row needs msgid"),
