@@ -7,6 +7,7 @@
 
 pub mod codes;
 pub mod error;
+pub mod hex;
 pub mod message;
 pub mod model;
 pub mod money;

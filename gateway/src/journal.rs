@@ -124,9 +124,7 @@ pub fn now_ms() -> i64 {
 /// A stable digest of a request: SHA-256 of its national encoding, so that
 /// the same message sent again in any dialect, with any spacing, digests alike.
 pub fn digest(request: &Request) -> String {
-    use sha2::Digest;
-    let hash = sha2::Sha256::digest(adapters::national::encode_request(request));
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    contracts::hex::sha256(&adapters::national::encode_request(request))
 }
 
 /// The ledger key of a request from `caller`.
@@ -817,15 +815,6 @@ fn bounded(text: Option<&str>) -> Option<String> {
     Some(out)
 }
 
-/// Lower-case hex SHA-256 of the raw body.
-pub fn body_digest(body: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The ledger row of a refusal: who, what the message named, why, and a
 /// digest of its bytes.
 pub fn refusal_row(
@@ -844,7 +833,7 @@ pub fn refusal_row(
         treatment: bounded(seen.treatment.as_deref()),
         error_code: code.number(),
         http_status: code.http_status(),
-        digest: body_digest(body),
+        digest: contracts::hex::sha256(body),
         received_at_ms,
     }
 }
@@ -1149,7 +1138,7 @@ mod tests {
     #[test]
     fn the_digest_is_sha256_of_the_raw_bytes() {
         assert_eq!(
-            body_digest(b"abc"),
+            contracts::hex::sha256(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
@@ -1177,7 +1166,7 @@ mod tests {
             treatment: None,
             error_code: 1001,
             http_status: 400,
-            digest: body_digest(b"x"),
+            digest: contracts::hex::sha256(b"x"),
             received_at_ms: 1,
         };
         let extra = 100;

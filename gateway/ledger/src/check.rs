@@ -199,7 +199,7 @@ pub(crate) fn finish(finish: Finish) -> Result<FinishRow, LedgerError> {
         anomalies: finish.anomalies.join(","),
         reply_status: i64::from(finish.reply_status),
         reply_media_type: finish.reply_media_type,
-        reply_hex: to_hex(&finish.reply),
+        reply_hex: contracts::hex::encode(&finish.reply),
         finished_at_ms: finish.finished_at_ms,
         feed: Vec::new(),
     })
@@ -214,39 +214,6 @@ pub(crate) fn resolution(state: State) -> Result<(), LedgerError> {
             "resolve to {state}: only reversed or confirmed"
         )))
     }
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Lower-case hex of `bytes`.
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &byte in bytes {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    out
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Bytes from hex text; `None` when it is not hex.
-pub(crate) fn from_hex(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| Some(hex_digit(pair[0])? << 4 | hex_digit(pair[1])?))
-        .collect()
 }
 
 /// One column value as read from either backend.
@@ -403,7 +370,9 @@ pub(crate) fn entry(values: Vec<Raw>) -> Result<Entry, LedgerError> {
 
     let reply = match reply_hex {
         None => None,
-        Some(hex) => Some(from_hex(&hex).ok_or_else(|| row.corrupt("reply_hex", "is not hex"))?),
+        Some(hex) => Some(
+            contracts::hex::decode(&hex).ok_or_else(|| row.corrupt("reply_hex", "is not hex"))?,
+        ),
     };
     let anomalies: Vec<String> = match anomalies_text.as_deref() {
         None | Some("") => Vec::new(),
@@ -595,16 +564,6 @@ pub(crate) fn day_text(field: &str, day: &str) -> Result<(), LedgerError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-
-    #[test]
-    fn hex_round_trip() {
-        let bytes: Vec<u8> = (0..=255).collect();
-        let hex = to_hex(&bytes);
-        assert_eq!(from_hex(&hex).unwrap(), bytes);
-        assert_eq!(from_hex("0"), None);
-        assert_eq!(from_hex("zz"), None);
-        assert_eq!(from_hex("").unwrap(), Vec::<u8>::new());
-    }
 
     #[test]
     fn columns_and_decoder_agree() {

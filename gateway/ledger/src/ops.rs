@@ -323,7 +323,7 @@ pub(crate) fn after_miss(
                 && existing
                     .reply
                     .as_deref()
-                    .is_some_and(|reply| crate::check::to_hex(reply) == row.reply_hex);
+                    .is_some_and(|reply| contracts::hex::encode(reply) == row.reply_hex);
             if identical {
                 Ok(Outcome::Unit)
             } else {

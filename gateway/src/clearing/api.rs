@@ -347,7 +347,7 @@ async fn upload(
             &Refusal::new(ErrorCode::WrongEncoding, "not UTF-8"),
         );
     };
-    let digest = crate::report::sha256_hex(text.as_bytes());
+    let digest = contracts::hex::sha256(text.as_bytes());
     let stored = StoredStatement {
         day: day.to_string(),
         admdvs: region.to_string(),
@@ -428,7 +428,7 @@ async fn close(
         Ok(report) => report,
         Err(response) => return response,
     };
-    let digest = crate::report::sha256_hex(&report.to_json());
+    let digest = contracts::hex::sha256(&report.to_json());
     let closure = Closure {
         by: caller.institution.code.clone(),
         at: DateTime::now().truncated_to_seconds().to_string(),

@@ -217,7 +217,7 @@ async fn reconcile_day(
                 admdvs: platform.admdvs.to_string(),
                 uploaded_by: format!("sandbox {}", platform.admdvs),
                 uploaded_at_ms: contracts::DateTime::now().unix_millis(),
-                digest: crate::report::sha256_hex(&csv),
+                digest: contracts::hex::sha256(&csv),
                 rows: rows.len() as u64,
                 body,
             })

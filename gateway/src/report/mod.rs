@@ -62,15 +62,6 @@ impl Viewer {
     }
 }
 
-/// SHA-256 of `bytes`, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// A platform's dispute of one clearing row (3261 with `cnfm_flag` 2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dispute {
@@ -222,7 +213,7 @@ pub fn discrepancy_id(d: &Discrepancy) -> String {
         row.map_or("", |r| r.state.as_str()),
     );
     let hash = sha2::Sha256::digest(text.as_bytes());
-    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    contracts::hex::encode(&hash[..8])
 }
 
 impl From<&Discrepancy> for DiscrepancyJson {

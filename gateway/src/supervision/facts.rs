@@ -22,18 +22,7 @@ pub fn hmac_hex(key: &[u8], message: &[u8]) -> String {
     let mut outer = Sha256::new();
     outer.update(block.map(|b| b ^ 0x5c));
     outer.update(inner);
-    hex(&outer.finalize())
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 * bytes.len());
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+    contracts::hex::encode(&outer.finalize())
 }
 
 /// The person's key: the HMAC of the ID number when the credential is the
@@ -257,7 +246,7 @@ pub fn bill(lines: &[Line]) -> Option<String> {
     for line in sorted {
         hash.update(format!("{}|{}|{}\n", line.code, line.count, line.price));
     }
-    Some(hex(&hash.finalize()[..16]))
+    Some(contracts::hex::encode(&hash.finalize()[..16]))
 }
 
 fn text(region: Option<contracts::Region>) -> String {

@@ -239,7 +239,7 @@ impl Finding {
             self.window.as_secs(),
             self.trigger
         ));
-        facts::hex(&hash[..16])
+        contracts::hex::encode(&hash[..16])
     }
 
     /// As the ledger keeps it, detected at `now_ms`.
@@ -777,7 +777,9 @@ fn event_id(fact: &Fact) -> Option<String> {
         } => format!("reversal|{institution}|{omsgid}"),
         Fact::FeeUpload { .. } => return None,
     };
-    Some(facts::hex(&sha2::Sha256::digest(parts.as_bytes())[..16]))
+    Some(contracts::hex::encode(
+        &sha2::Sha256::digest(parts.as_bytes())[..16],
+    ))
 }
 
 /// What the ledger keeps of a fact for the windows after a restart: its
