@@ -94,7 +94,10 @@ pub async fn message(
     if let Ok(caller) = caller {
         request_span.record("jjj.institution", caller.institution.code.as_str());
     }
-    let outcome = run(gateway, caller, dialect, body, traceparent, &mut seen)
+    // Boxed: the pipeline's state is kilobytes (the decoded request, the
+    // journal's and the upstream's futures); inline it would be copied into
+    // the span's wrapper and again by each layer that moves this future.
+    let outcome = Box::pin(run(gateway, caller, dialect, body, traceparent, &mut seen))
         .instrument(request_span.clone())
         .await;
     if telemetry::on() {
@@ -199,7 +202,9 @@ async fn run(
     })?;
     // claims exchange between platforms (3260–3262): answered from the journal here.
     if request.infno().traits().sender == Sender::Platform {
-        return crate::clearing::claims::answer(gateway, caller, &request)
+        // Boxed, as the other rare paths' futures: held inline, they would
+        // make every message's future larger, and it is moved several times.
+        return Box::pin(crate::clearing::claims::answer(gateway, caller, &request))
             .await
             .map(Done::Answered)
             .map_err(Stop::from);
@@ -241,7 +246,7 @@ async fn run(
         {
             Ok(Begin::Fresh) => {}
             Ok(Begin::Finished(entry)) => return Ok(Done::Replay(entry)),
-            Ok(Begin::InFlight) => return wait_for_repeat(ledger, &key).await,
+            Ok(Begin::InFlight) => return Box::pin(wait_for_repeat(ledger, &key)).await,
             Ok(Begin::Reused) => {
                 return Err(Refusal::new(
                     ErrorCode::MsgidReused,

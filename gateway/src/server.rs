@@ -298,18 +298,24 @@ async fn handle(
     let gateway = &shared.gateway;
     let path = request.uri().path().to_owned();
     let national: &'static dyn adapters::Dialect = &adapters::national::National;
+    // The rarer paths' futures are boxed (and the pipeline's, in
+    // `pipeline::message`): this future is moved by each layer around it
+    // (tracing, the limit, hyper), and holding theirs inline it would be
+    // kilobytes to copy each time, for every message.
     if path.starts_with(crate::clearing::api::PREFIX) {
-        return crate::clearing::api::handle(gateway, caller, request).await;
+        return Box::pin(crate::clearing::api::handle(gateway, caller, request)).await;
     }
     if path == crate::supervision::api::PATH {
-        return crate::supervision::api::handle(gateway, caller, &request).await;
+        return Box::pin(crate::supervision::api::handle(gateway, caller, &request)).await;
     }
     if path.starts_with(crate::clearing::api::PAGE) || path == "/clearing" {
         return crate::clearing::api::page(gateway, caller, &path);
     }
     match (request.method(), path.as_str()) {
         (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/readyz") if gateway.ready().await => return text(StatusCode::OK, "ready\n"),
+        (&Method::GET, "/readyz") if Box::pin(gateway.ready()).await => {
+            return text(StatusCode::OK, "ready\n")
+        }
         (&Method::GET, "/readyz") => {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -317,7 +323,7 @@ async fn handle(
             )
         }
         (method, p) if p.starts_with(crate::settlements::PREFIX) => {
-            return crate::settlements::get(gateway, caller, method, p).await
+            return Box::pin(crate::settlements::get(gateway, caller, method, p)).await
         }
         (&Method::GET, "/metrics") => {
             let mut response = text(StatusCode::OK, gateway.metrics.render(&gateway.upstreams));
