@@ -144,14 +144,28 @@ pub trait Value: Sized + Clone + PartialEq + fmt::Debug {
     fn from_national(text: &str) -> Result<Self, ValueError>;
 }
 
+/// Text of at most [`TEXT_CHARS_MAX`] characters, without control
+/// characters (tab, line feed and carriage return allowed) or the
+/// noncharacters U+FFFE and U+FFFF.
 fn checked_text(text: &str) -> Result<&str, ValueError> {
-    let bad_char = |c: char| {
-        (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    // ASCII (nearly every field of every message): a byte is a character,
+    // the controls are the bytes below 0x20 and 0x7f, and no character is
+    // decoded; two passes the compiler vectorizes.
+    let bad = if text.is_ascii() {
+        text.len() > TEXT_CHARS_MAX
+            || text
+                .bytes()
+                .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f)
+    } else {
+        let bad_char = |c: char| {
+            (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+                || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+        };
+        text.len() > TEXT_CHARS_MAX * 4
+            || (text.len() > TEXT_CHARS_MAX && text.chars().count() > TEXT_CHARS_MAX)
+            || text.chars().any(bad_char)
     };
-    if text.len() > TEXT_CHARS_MAX * 4
-        || text.chars().count() > TEXT_CHARS_MAX
-        || text.chars().any(bad_char)
-    {
+    if bad {
         return Err(ValueError::Text);
     }
     Ok(text)
@@ -838,5 +852,50 @@ mod tests {
         assert_eq!(out.setlinfo.medfee_sumamt, Money::from_fen(10_020));
         assert_eq!((out.setlinfo.psn_name, out.setlinfo.certno), (None, None));
         assert!(out.setlinfo.extras.is_empty());
+    }
+
+    /// The rule [`checked_text`] implements, character by character.
+    fn text_rule(text: &str) -> bool {
+        text.chars().count() <= TEXT_CHARS_MAX
+            && !text.chars().any(|c| {
+                (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+                    || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+            })
+    }
+
+    #[test]
+    fn text_at_the_limits() {
+        let ascii = "a".repeat(TEXT_CHARS_MAX);
+        assert!(checked_text(&ascii).is_ok());
+        assert!(checked_text(&format!("{ascii}a")).is_err());
+        let hanzi = "张".repeat(TEXT_CHARS_MAX);
+        assert!(checked_text(&hanzi).is_ok());
+        assert!(checked_text(&format!("{hanzi}a")).is_err());
+        for bad in [
+            "a\u{0}b",
+            "\u{1f}",
+            "x\u{7f}",
+            "\u{85}",
+            "张\u{9f}",
+            "\u{FFFE}",
+            "a\u{FFFF}",
+        ] {
+            assert!(checked_text(bad).is_err(), "{bad:?}");
+        }
+        for good in ["", "a\tb\r\n", "张伟 1", "\u{FFFD}", "~"] {
+            assert!(checked_text(good).is_ok(), "{good:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn checked_text_follows_the_rule(
+            text in proptest::string::string_regex("(?s).{0,40}").unwrap_or_else(|_| unreachable!()),
+            repeat in 1usize..120,
+        ) {
+            for candidate in [text.clone(), text.repeat(repeat)] {
+                proptest::prop_assert_eq!(checked_text(&candidate).is_ok(), text_rule(&candidate), "{:?}", candidate);
+            }
+        }
     }
 }
