@@ -57,52 +57,14 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "building release"
-(cd "$ROOT" && cargo build --release -q -p gateway --bin jjj-gateway --example upstream_standin)
-BIN=$ROOT/target/release/jjj-gateway
-STANDIN=$ROOT/target/release/examples/upstream_standin
-
-PIDS=()
-cleanup() {
-    if [ "${KEEP:-0}" != 1 ]; then
-        for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-        wait 2>/dev/null || true
-    fi
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# Waits until FILE has a line "listening on https://…".
-wait_listening() {
-    for _ in $(seq 1 300); do
-        grep -q "listening on" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "$1: did not start" >&2; cat "$1" >&2; exit 1
-}
-
-CERTS=$WORK/certs
-rm -rf "$CERTS" "$WORK/data"
-"$BIN" certs init --out "$CERTS" --client "$HOSPITAL" >/dev/null
-
-# The tj fixtures as the Tianjin hospital sends them: its code and its region
-# (LC_ALL=C: the files are GB18030; every pattern starts with '<', which is
-# never the second byte of a GB18030 character).
-mkdir -p "$WORK/bodies"
-for n in 1101 2204 2301 2207; do
-    LC_ALL=C sed -e "s#<DDJGBH>H11010500123</DDJGBH>#<DDJGBH>$HOSPITAL</DDJGBH>#" \
-                 -e "s#<JYDQH>110000</JYDQH>#<JYDQH>120000</JYDQH>#" \
-                 -e "s#<BWID>H11010500123#<BWID>$HOSPITAL#" \
-                 "$ROOT/contracts/fixtures/tj/$n-request.xml" >"$WORK/bodies/$n.xml"
-done
+# shellcheck source=deploy/bench/common.sh
+. "$ROOT/deploy/bench/common.sh"
+bench_build
+bench_pki_and_bodies
 
 STANDIN_PORT=$(free_port); NGINX_PORT=$(free_port); GATEWAY_PORT=$(free_port); BARE_PORT=$(free_port)
 
-"$STANDIN" --listen "127.0.0.1:$STANDIN_PORT" --ca "$CERTS/ca.pem" --cert "$CERTS/server.pem" \
-    --key "$CERTS/server.key" --fixtures "$ROOT/contracts/fixtures" >"$WORK/standin.log" 2>&1 &
-PIDS+=($!)
-wait_listening "$WORK/standin.log"
+start_standin "$STANDIN_PORT"
 
 mkdir -p "$WORK/nginx/tmp"
 cat >"$WORK/nginx/nginx.conf" <<EOF
@@ -153,54 +115,10 @@ EOF
 NGINX_PID=$!
 PIDS+=($NGINX_PID)
 
-UP="https://127.0.0.1:$STANDIN_PORT/fsi/api/rsfComIfsService/callService"
-{
-    cat <<EOF
-[server]
-listen = "127.0.0.1:$GATEWAY_PORT"
-ca = "certs/ca.pem"
-cert = "certs/server.pem"
-key = "certs/server.key"
-concurrency_max = 4096
-
-[limits]
-institution_per_second = 1000000
-institution_burst = 1000000
-region_per_second = 1000000
-region_burst = 1000000
-
-[ledger]
-url = "sqlite://data/ledger.db"
-EOF
-    for r in "110000 北京" "120000 天津" "130000 河北"; do
-        set -- $r
-        cat <<EOF
-
-[[regions]]
-admdvs = "$1"
-name = "$2"
-dialect = "national"
-upstreams = ["$UP"]
-ca = "certs/ca.pem"
-client_cert = "certs/gateway.pem"
-client_key = "certs/gateway.key"
-EOF
-    done
-    cat <<EOF
-
-[[institutions]]
-code = "$HOSPITAL"
-name = "天津市示例医院"
-role = "hospital"
-admdvs = "120101"
-level = 3
-dialect = "tj"
-EOF
-} >"$WORK/gateway.toml"
+gateway_config "$GATEWAY_PORT" "$STANDIN_PORT" >"$WORK/gateway.toml"
 mkdir -p "$WORK/data"
 # The same gateway without a ledger: the journal's added latency is the difference.
-sed -e "s/127.0.0.1:$GATEWAY_PORT/127.0.0.1:$BARE_PORT/" -e '/^\[ledger\]/,/^url =/d' \
-    "$WORK/gateway.toml" >"$WORK/gateway-bare.toml"
+gateway_config "$BARE_PORT" "$STANDIN_PORT" bare >"$WORK/gateway-bare.toml"
 "$BIN" serve --config "$WORK/gateway-bare.toml" >"$WORK/gateway-bare.log" 2>"$WORK/gateway-bare.err" &
 BARE_PID=$!
 PIDS+=($BARE_PID)
