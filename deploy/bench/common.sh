@@ -1,7 +1,12 @@
 # Shared by the benchmark scripts of the gateway's request path (sourced, not
 # run): the release build, a development PKI and the Tianjin hospital's
 # payloads in $WORK, the upstream stand-in, and the gateway's configuration.
-# Needs ROOT, WORK and HOSPITAL set.
+# Needs ROOT and WORK set.
+
+# The hospital whose messages are sent: a Tianjin hospital, speaking tj XML.
+HOSPITAL=H12010100789
+mkdir -p "$WORK"
+echo "scratch folder: $WORK"
 
 PIDS=()
 cleanup() {

@@ -47,9 +47,6 @@ CONNECTIONS=${CONNECTIONS:-32}
 HS_CONNECTIONS=${HS_CONNECTIONS:-16}
 LOAD_THREADS=${LOAD_THREADS:-1}
 WORK=${WORK:-$(mktemp -d /tmp/jjj-bench.XXXXXX)}
-HOSPITAL=H12010100789
-mkdir -p "$WORK"
-echo "scratch folder: $WORK"
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     echo "installing nginx (Debian package)"
