@@ -1135,14 +1135,6 @@ mod tests {
         assert!(cut.chars().all(|c| c == '医'));
     }
 
-    #[test]
-    fn the_digest_is_sha256_of_the_raw_bytes() {
-        assert_eq!(
-            contracts::hex::sha256(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
     #[tokio::test]
     async fn a_full_queue_drops_and_counts_without_waiting() {
         // On this single-threaded runtime the background writer cannot run
