@@ -927,6 +927,19 @@ async fn propagation(otlp: Otlp) {
     );
 }
 
+/// Runs a checking tool and fails the test, with all it said, unless it
+/// succeeds; its standard output.
+fn succeeds(command: &mut Command, what: &str) -> String {
+    let out = command.output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what}:\n{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    said
+}
+
 /// The deploy/ files that tools can check: the systemd unit
 /// (`systemd-analyze verify`), the alert rules (`promtool check rules`), the
 /// Kubernetes manifests as kustomize renders them (`kubectl kustomize`)
@@ -990,16 +1003,11 @@ fn the_deploy_files_check() {
     }
     match Command::new("promtool").arg("--version").output() {
         Ok(_) => {
-            let out = Command::new("promtool")
-                .args(["check", "rules"])
-                .arg(root.join("deploy/prometheus/alerts.yml"))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "promtool check rules:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+            succeeds(
+                Command::new("promtool")
+                    .args(["check", "rules"])
+                    .arg(root.join("deploy/prometheus/alerts.yml")),
+                "promtool check rules",
             );
         }
         Err(_) => eprintln!("SKIPPED: promtool is not installed (apt-get install prometheus)"),
@@ -1012,17 +1020,12 @@ fn the_deploy_files_check() {
         .output();
     match (kubectl, validate) {
         (Ok(_), Ok(_)) => {
-            let rendered = Command::new("kubectl")
-                .arg("kustomize")
-                .arg(root.join("deploy/k8s"))
-                .output()
-                .unwrap();
-            assert!(
-                rendered.status.success(),
-                "kubectl kustomize deploy/k8s:\n{}",
-                String::from_utf8_lossy(&rendered.stderr)
+            let text = succeeds(
+                Command::new("kubectl")
+                    .arg("kustomize")
+                    .arg(root.join("deploy/k8s")),
+                "kubectl kustomize deploy/k8s",
             );
-            let text = String::from_utf8(rendered.stdout).unwrap();
             // Every kind the deployment needs, the gateway's probes on /healthz and /readyz.
             for kind in [
                 "Namespace",
@@ -1140,18 +1143,13 @@ for job in jobs:
 json.dump({"scrape_configs": jobs}, open(scrape_out, "w"))
 print("\n".join(findings))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&root)
-        .arg(&scrape)
-        .arg(dir.path(""))
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let said = succeeds(
+        Command::new("python3")
+            .args(["-c", script])
+            .arg(&root)
+            .arg(&scrape)
+            .arg(dir.path("")),
+        "the collector configuration's check",
     );
     assert!(
         said.trim().is_empty(),
@@ -1162,16 +1160,11 @@ print("\n".join(findings))
             for key in ["ca_file", "cert_file", "key_file"] {
                 std::fs::write(dir.path(&format!("{key}.pem")), "").unwrap();
             }
-            let out = Command::new("promtool")
-                .args(["check", "config"])
-                .arg(&scrape)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "promtool check config of the collector's scrape job:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+            succeeds(
+                Command::new("promtool")
+                    .args(["check", "config"])
+                    .arg(&scrape),
+                "promtool check config of the collector's scrape job",
             );
         }
         Err(_) => eprintln!(
