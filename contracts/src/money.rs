@@ -152,14 +152,13 @@ fn plain_yuan(text: &[u8]) -> Option<i64> {
     if !(4..=16).contains(&n) || rest[n - 3] != b'.' || (n > 4 && rest[0] == b'0') {
         return None;
     }
+    let digit = |byte: u8| byte.is_ascii_digit().then(|| i64::from(byte - b'0'));
     let mut fen = 0i64;
     // At most 15 digits: no overflow.
-    for &digit in rest[..n - 3].iter().chain(&rest[n - 2..]) {
-        if !digit.is_ascii_digit() {
-            return None;
-        }
-        fen = fen * 10 + i64::from(digit - b'0');
+    for &byte in &rest[..n - 3] {
+        fen = fen * 10 + digit(byte)?;
     }
+    fen = fen * 100 + digit(rest[n - 2])? * 10 + digit(rest[n - 1])?;
     if fen > Money::MAX_ABS_FEN || (negative && fen == 0) {
         return None;
     }
