@@ -795,8 +795,8 @@ fn plain_row<'a>(
 ) -> Option<RowRef<'a>> {
     // Every field of the row, trimmed and bounded, before any is read.
     let mut fields = [""; 16];
-    for (field, &at) in fields.iter_mut().zip(positions) {
-        let (from, to) = *spans.get(at)?;
+    for (i, field) in fields.iter_mut().enumerate() {
+        let (from, to) = *spans.get(positions[i])?;
         let text = source.get(from..to)?;
         // Of the white space `trim_ascii` takes off, a printable line can
         // only have the space; and most fields have none at either end.

@@ -275,22 +275,33 @@ pub struct Sums {
     pub psn_cash_pay: Money,
 }
 
+/// A sum plus an amount (an absent one adds nothing); `None` out of range.
+fn plus(sum: Money, value: Option<Money>) -> Option<Money> {
+    sum.checked_add(value.unwrap_or_default())
+}
+
 impl Sums {
+    /// Adds a row; nothing is added when a sum would leave the range.
     fn add(&mut self, row: &RowRef<'_>) -> Result<(), ReconcileError> {
+        let (Some(medfee), Some(fund), Some(acct), Some(cash)) = (
+            plus(self.medfee_sumamt, row.medfee_sumamt),
+            plus(self.fund_pay_sumamt, row.fund_pay_sumamt),
+            plus(self.acct_pay, row.acct_pay),
+            plus(self.psn_cash_pay, row.psn_cash_pay),
+        ) else {
+            return Err(ReconcileError::Overflow);
+        };
         self.count += 1;
         if row.medfee_sumamt.is_none() && row.fund_pay_sumamt.is_none() {
             self.unknown += 1;
         }
-        let add = |into: &mut Money, value: Option<Money>| -> Result<(), ReconcileError> {
-            *into = into
-                .checked_add(value.unwrap_or_default())
-                .ok_or(ReconcileError::Overflow)?;
-            Ok(())
-        };
-        add(&mut self.medfee_sumamt, row.medfee_sumamt)?;
-        add(&mut self.fund_pay_sumamt, row.fund_pay_sumamt)?;
-        add(&mut self.acct_pay, row.acct_pay)?;
-        add(&mut self.psn_cash_pay, row.psn_cash_pay)
+        (
+            self.medfee_sumamt,
+            self.fund_pay_sumamt,
+            self.acct_pay,
+            self.psn_cash_pay,
+        ) = (medfee, fund, acct, cash);
+        Ok(())
     }
 
     /// Takes back a row of unknown outcome (counted with no amounts).
@@ -1436,15 +1447,14 @@ fn add_owed(
         return Ok(());
     }
     let owed = owed.entry((insured, treatment)).or_default();
+    let (Some(fund), Some(acct)) = (
+        plus(owed.fund_pay_sumamt, row.fund_pay_sumamt),
+        plus(owed.acct_pay, row.acct_pay),
+    ) else {
+        return Err(ReconcileError::Overflow);
+    };
     owed.count += 1;
-    owed.fund_pay_sumamt = owed
-        .fund_pay_sumamt
-        .checked_add(row.fund_pay_sumamt.unwrap_or_default())
-        .ok_or(ReconcileError::Overflow)?;
-    owed.acct_pay = owed
-        .acct_pay
-        .checked_add(row.acct_pay.unwrap_or_default())
-        .ok_or(ReconcileError::Overflow)?;
+    (owed.fund_pay_sumamt, owed.acct_pay) = (fund, acct);
     Ok(())
 }
 
