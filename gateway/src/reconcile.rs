@@ -814,79 +814,66 @@ fn parse_chunk(
         bytes: Vec::new(),
         late: 0,
     };
-    let mut spans = Vec::with_capacity(24);
-    let mut unquoted = String::new();
     let mut memo = Memo::default();
-    let mut start = 0usize;
-    let mut number = chunk.line;
-    let bytes = &chunk.bytes;
-    while start < bytes.len() {
-        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |at| start + at);
-        let mut line = &bytes[start..end];
-        if line.last() == Some(&b'\r') {
-            line = &line[..line.len() - 1];
+    layout.parse_lines(&chunk.bytes, chunk.line, |row, number, start, end| {
+        let fail = |field: &'static str, message: String| StatementError {
+            line: number,
+            column: layout.column(field),
+            field: Some(field),
+            message,
+        };
+        if let Some(why) = misplaced(day, row.setl_time, earlier) {
+            return Err(fail("setl_time", why));
         }
-        if let Some(row) = layout.parse(line, number, &mut spans, &mut unquoted)? {
-            let fail = |field: &'static str, message: String| StatementError {
-                line: number,
-                column: layout.column(field),
-                field: Some(field),
-                message,
-            };
-            if let Some(why) = misplaced(day, row.setl_time, earlier) {
-                return Err(fail("setl_time", why));
-            }
-            if row.setl_time.date() != day {
-                batch.late += 1;
-            }
-            let region = match (memo.of(regions, row.insuplc_admdvs), role) {
-                (None, _) => {
-                    return Err(fail(
-                        "insuplc_admdvs",
-                        format!("{} is in no configured region", row.insuplc_admdvs),
-                    ))
-                }
-                (Some(region), Role::Statement(own)) if region != own => {
-                    return Err(fail(
-                        "insuplc_admdvs",
-                        format!(
-                            "{} is not insured in {}",
-                            row.insuplc_admdvs, regions.list[own].0
-                        ),
-                    ))
-                }
-                (Some(region), _) => region,
-            };
-            let sums = batch.totals.get(regions.list[region].0, &row);
-            let added = match role {
-                Role::Gateway => sums.0.add(&row),
-                Role::Statement(_) => sums.1.add(&row),
-            };
-            let overflow = |_| fail("medfee_sumamt", "a sum is out of range".into());
-            added.map_err(overflow)?;
-            if let Role::Gateway = role {
-                let treatment = memo.of(regions, row.mdtrtarea_admvs);
-                add_owed(&mut batch.owed, region, treatment, &row).map_err(overflow)?;
-            }
-            let undo = row.state.is_undo();
-            let (key, check) = key(&row, undo);
-            let (mask, digest) = digest(&row, None);
-            batch.parsed.push(Parsed {
-                key,
-                check,
-                digest,
-                mask,
-                region: u8::try_from(region).unwrap_or(u8::MAX),
-                undo,
-                offset: chunk.offset + start as u64,
-                line: number,
-                start,
-                end,
-            });
+        if row.setl_time.date() != day {
+            batch.late += 1;
         }
-        start = end + 1;
-        number += 1;
-    }
+        let region = match (memo.of(regions, row.insuplc_admdvs), role) {
+            (None, _) => {
+                return Err(fail(
+                    "insuplc_admdvs",
+                    format!("{} is in no configured region", row.insuplc_admdvs),
+                ))
+            }
+            (Some(region), Role::Statement(own)) if region != own => {
+                return Err(fail(
+                    "insuplc_admdvs",
+                    format!(
+                        "{} is not insured in {}",
+                        row.insuplc_admdvs, regions.list[own].0
+                    ),
+                ))
+            }
+            (Some(region), _) => region,
+        };
+        let sums = batch.totals.get(regions.list[region].0, row);
+        let added = match role {
+            Role::Gateway => sums.0.add(row),
+            Role::Statement(_) => sums.1.add(row),
+        };
+        let overflow = |_| fail("medfee_sumamt", "a sum is out of range".into());
+        added.map_err(overflow)?;
+        if let Role::Gateway = role {
+            let treatment = memo.of(regions, row.mdtrtarea_admvs);
+            add_owed(&mut batch.owed, region, treatment, row).map_err(overflow)?;
+        }
+        let undo = row.state.is_undo();
+        let (key, check) = key(row, undo);
+        let (mask, digest) = digest(row, None);
+        batch.parsed.push(Parsed {
+            key,
+            check,
+            digest,
+            mask,
+            region: u8::try_from(region).unwrap_or(u8::MAX),
+            undo,
+            offset: chunk.offset + start as u64,
+            line: number,
+            start,
+            end,
+        });
+        Ok(())
+    })?;
     batch.bytes = chunk.bytes;
     Ok(batch)
 }
