@@ -1186,7 +1186,7 @@ mod tests {
         assert_eq!(rows[0].mdtrt_id.as_deref(), Some("就诊1"));
     }
 
-    /// The splitting 8 bytes at a time finds the same fields as splitting
+    /// The splitting 16 bytes at a time finds the same fields as splitting
     /// at every comma, says printable exactly when [`printable_ascii`] does,
     /// and leaves lines with quotes to the full parser.
     #[test]
