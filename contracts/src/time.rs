@@ -60,6 +60,17 @@ fn digits<const N: usize>(bytes: &[u8]) -> Option<u32> {
     )
 }
 
+/// Whether the bytes of `word` where `mask` has its high bits (0x80) are
+/// all ASCII digits. XOR with '0' takes a digit to 0..=9; adding 0x76 sets
+/// a byte's high bit exactly when it was above 9, the low seven bits added
+/// alone so that no carry crosses into the next byte; the byte's own high
+/// bit catches bytes from 0x80.
+fn digits_at(word: u64, mask: u64) -> bool {
+    let v = word ^ 0x3030_3030_3030_3030;
+    let above_nine = (v & 0x7f7f_7f7f_7f7f_7f7f) + 0x7676_7676_7676_7676;
+    (above_nine | v) & mask == 0
+}
+
 fn civil(y: u32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> Option<NaiveDateTime> {
     NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, mo, d)?.and_hms_milli_opt(h, mi, s, ms)
 }
@@ -230,30 +241,32 @@ impl DateTime {
         const EXPECTED: TimeError = TimeError {
             expected: "yyyy-MM-dd HH:mm:ss",
         };
-        let b = text.as_bytes();
-        if b.len() != 19
-            || b[4] != b'-'
-            || b[7] != b'-'
-            || b[10] != b' '
-            || b[13] != b':'
-            || b[16] != b':'
+        // A fixed array, so that every index is known when compiled: this
+        // runs for each row of each statement.
+        let Ok(b) = <&[u8; 19]>::try_from(text.as_bytes()) else {
+            return Err(EXPECTED);
+        };
+        if b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+            return Err(EXPECTED);
+        }
+        // Eight bytes at a time: "yyyy-MM-", "dd HH:mm", then "HH:mm:ss"
+        // for the seconds; each mask marks a word's digit positions.
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        if !(digits_at(word(0), 0x0080_8000_8080_8080)
+            && digits_at(word(8), 0x8080_0080_8000_8080)
+            && digits_at(word(11), 0x8080_0000_0000_0000))
         {
             return Err(EXPECTED);
         }
-        let parts = (
-            digits::<4>(&b[..4]),
-            digits::<2>(&b[5..7]),
-            digits::<2>(&b[8..10]),
-            digits::<2>(&b[11..13]),
-            digits::<2>(&b[14..16]),
-            digits::<2>(&b[17..19]),
-        );
-        match parts {
-            (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(s)) => {
-                civil(y, mo, d, h, mi, s, 0).map(DateTime).ok_or(EXPECTED)
-            }
-            _ => Err(EXPECTED),
-        }
+        let digit = |at: usize| b[at].wrapping_sub(b'0');
+        let two = |at: usize| u32::from(digit(at)) * 10 + u32::from(digit(at + 1));
+        let (y, mo, d) = (two(0) * 100 + two(2), two(5), two(8));
+        let (h, mi, s) = (two(11), two(14), two(17));
+        civil(y, mo, d, h, mi, s, 0).map(DateTime).ok_or(EXPECTED)
     }
 
     /// Parses `yyyyMMddHHmmss` (14 digits) or `yyyyMMddHHmmssSSS` (17 digits).
@@ -407,6 +420,45 @@ mod tests {
             Date::parse("1980-01-01 00:00:00"),
             Date::parse("1980-01-01")
         );
+    }
+
+    proptest::proptest! {
+        /// The national form reads each text exactly as the compact reader
+        /// reads the same digits without separators: the same time, or a
+        /// refusal by both. Texts are well-formed times (days up to 31, so
+        /// that some do not exist) with one byte or none replaced, so that
+        /// nearly well-formed ones are common.
+        #[test]
+        fn national_reads_as_compact_does(
+            (y, mo, d, h, mi, s) in (0u32..10_000, 0u32..14, 0u32..32, 0u32..25, 0u32..61, 0u32..61),
+            at in 0usize..20,
+            with in proptest::sample::select(b"0159:;/ -Ta\x7f".to_vec()),
+            cut in proptest::bool::weighted(0.05),
+        ) {
+            let mut bytes = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}").into_bytes();
+            if let Some(b) = bytes.get_mut(at) {
+                *b = with;
+            }
+            if cut {
+                bytes.truncate(at);
+            }
+            let text = String::from_utf8(bytes).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let b = text.as_bytes();
+            let separated = b.len() == 19
+                && [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')]
+                    .iter()
+                    .all(|&(at, c)| b[at] == c);
+            let expected = if separated {
+                let digits: String = [0..4, 5..7, 8..10, 11..13, 14..16, 17..19]
+                    .into_iter()
+                    .map(|r| &text[r])
+                    .collect();
+                DateTime::parse_compact(&digits).ok()
+            } else {
+                None
+            };
+            proptest::prop_assert_eq!(DateTime::parse(&text).ok(), expected);
+        }
     }
 
     #[test]
