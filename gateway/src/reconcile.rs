@@ -457,14 +457,32 @@ fn words(bytes: &[u8], mut word: impl FnMut(u64)) {
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        // Byte by byte, not `copy_from_slice`: a copy of a length not known
-        // in advance is a call to `memcpy`.
-        let w = rest
-            .iter()
-            .rev()
-            .fold(0u64, |w, &byte| (w << 8) | u64::from(byte));
-        word(w ^ ((rest.len() as u64) << 59));
+        word(tail(bytes, rest) ^ ((rest.len() as u64) << 59));
     }
+}
+
+/// The last `rest.len()` (1 to 7) bytes of `bytes` as a little-endian word:
+/// when `bytes` is a word long or more, its last eight bytes shifted down
+/// (one load); otherwise four, two and one bytes at a time. Never a copy of
+/// a length not known in advance, which is a call to `memcpy`.
+fn tail(bytes: &[u8], rest: &[u8]) -> u64 {
+    if let Some(last) = bytes.len().checked_sub(8).and_then(|at| bytes.get(at..)) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(last);
+        return u64::from_le_bytes(w) >> (8 * (8 - rest.len()));
+    }
+    let (mut w, mut shift, mut rest) = (0u64, 0, rest);
+    if let Some((four, more)) = rest.split_first_chunk::<4>() {
+        (w, shift, rest) = (u64::from(u32::from_le_bytes(*four)), 32, more);
+    }
+    if let Some((two, more)) = rest.split_first_chunk::<2>() {
+        w |= u64::from(u16::from_le_bytes(*two)) << shift;
+        (shift, rest) = (shift + 16, more);
+    }
+    if let [one] = rest {
+        w |= u64::from(*one) << shift;
+    }
+    w
 }
 
 /// A row's key: institution, settling msgid, settle or undo; and an
@@ -1367,19 +1385,50 @@ fn sort_key(d: &Discrepancy) -> (String, String) {
     })
 }
 
-/// Totals per group, looked up without allocating (groups are few).
+/// Totals per group, looked up without allocating (groups are few). Each
+/// group's codes are also kept as words ([`Code`]) so that a row finds its
+/// group by comparing integers, not strings.
 #[derive(Default)]
 struct Totals {
     groups: Vec<(Group, (Sums, Sums))>,
+    keys: Vec<(Admdvs, Code, Code)>,
+}
+
+/// A code of up to 7 bytes and its length in one word; a longer one is
+/// compared as text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Code {
+    Short(u64),
+    Long,
+}
+
+impl Code {
+    fn of(text: &str) -> Code {
+        let bytes = text.as_bytes();
+        if bytes.len() > 7 {
+            return Code::Long;
+        }
+        // Byte by byte: a copy of a length not known in advance is a call
+        // to `memcpy`.
+        let word = bytes
+            .iter()
+            .rev()
+            .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+        Code::Short(word | (bytes.len() as u64) << 56)
+    }
 }
 
 impl Totals {
     fn get(&mut self, region: Admdvs, row: &RowRef<'_>) -> &mut (Sums, Sums) {
         let insutype = row.insutype.unwrap_or_default();
         let clr_type = row.clr_type.unwrap_or_default();
-        let at = match self.groups.iter().position(|(g, _)| {
-            g.region == region && g.insutype == insutype && g.clr_type == clr_type
-        }) {
+        let key = (region, Code::of(insutype), Code::of(clr_type));
+        let found = self.keys.iter().zip(&self.groups).position(|(k, (g, _))| {
+            *k == key
+                && (key.1 != Code::Long || g.insutype == insutype)
+                && (key.2 != Code::Long || g.clr_type == clr_type)
+        });
+        let at = match found {
             Some(at) => at,
             None => {
                 self.groups.push((
@@ -1390,6 +1439,7 @@ impl Totals {
                     },
                     Default::default(),
                 ));
+                self.keys.push(key);
                 self.groups.len() - 1
             }
         };
@@ -1397,11 +1447,12 @@ impl Totals {
     }
 
     fn merge(&mut self, other: Totals) {
-        for (group, (g, r)) in other.groups {
+        for ((group, (g, r)), key) in other.groups.into_iter().zip(other.keys) {
             let at = match self.groups.iter().position(|(mine, _)| *mine == group) {
                 Some(at) => at,
                 None => {
                     self.groups.push((group, Default::default()));
+                    self.keys.push(key);
                     self.groups.len() - 1
                 }
             };
@@ -1530,6 +1581,23 @@ mod tests {
     use super::*;
     use contracts::statement::{RowState, Writer};
     use std::io::Cursor;
+
+    #[test]
+    fn a_tail_is_its_bytes_as_a_little_endian_word() {
+        let bytes: Vec<u8> = (1..=40u8).map(|b| b.wrapping_mul(37) ^ 0x80).collect();
+        for len in 0..=bytes.len() {
+            let field = &bytes[..len];
+            let rest = &field[len - len % 8..];
+            if rest.is_empty() {
+                continue;
+            }
+            let by_bytes = rest
+                .iter()
+                .rev()
+                .fold(0u64, |w, &byte| (w << 8) | u64::from(byte));
+            assert_eq!(tail(field, rest), by_bytes, "{len} bytes");
+        }
+    }
 
     fn regions() -> Regions {
         Regions::new(
