@@ -1706,38 +1706,22 @@ impl<S: XmlDialect> Encoder<S> {
 
 /// Decodes a request in dialect `S`.
 pub fn decode_request<S: XmlDialect>(bytes: &[u8], limits: &Limits) -> Result<Request, Refusal> {
-    limits.check_size(bytes)?;
-    let text = S::CHARSET.decode(bytes)?;
-    let mut d = Decoder::<S>::new(&text, limits);
-    let (root, empty) = d.root()?;
-    if root.name().into_inner() != S::FRAME.request_root {
-        return Err(Refusal::new(
-            ErrorCode::Malformed,
-            format!(
-                "a {} request's root element is <{}>",
-                S::NAME,
-                S::FRAME.request_root
-            ),
-        ));
-    }
     let mut envelope = RequestEnvelope::default();
     let mut hook = RequestHook {
         infno: None,
         infno_seen: false,
         body: None,
     };
-    match S::FRAME.header {
-        None => d.record(&mut envelope, &root, empty, &mut hook, REQUEST_RESERVED)?,
-        Some(header) => d.framed(
-            &root,
-            empty,
-            header,
-            &mut envelope,
-            &mut hook,
-            REQUEST_RESERVED,
-        )?,
-    }
-    d.epilog()?;
+    let (root, reserved) = (S::FRAME.request_root, REQUEST_RESERVED);
+    decode_message::<S>(
+        bytes,
+        limits,
+        "request",
+        root,
+        &mut envelope,
+        &mut hook,
+        reserved,
+    )?;
     let infno = hook
         .infno
         .ok_or_else(|| Refusal::new(ErrorCode::MissingField, "infno"))?;
@@ -1751,37 +1735,21 @@ pub fn decode_answer<S: XmlDialect>(
     bytes: &[u8],
     limits: &Limits,
 ) -> Result<Answer, Refusal> {
-    limits.check_size(bytes)?;
-    let text = S::CHARSET.decode(bytes)?;
-    let mut d = Decoder::<S>::new(&text, limits);
-    let (root, empty) = d.root()?;
-    if root.name().into_inner() != S::FRAME.answer_root {
-        return Err(Refusal::new(
-            ErrorCode::Malformed,
-            format!(
-                "a {} answer's root element is <{}>",
-                S::NAME,
-                S::FRAME.answer_root
-            ),
-        ));
-    }
     let mut envelope = AnswerEnvelope::default();
     let mut hook = AnswerHook {
         infno,
         output: None,
     };
-    match S::FRAME.header {
-        None => d.record(&mut envelope, &root, empty, &mut hook, ANSWER_RESERVED)?,
-        Some(header) => d.framed(
-            &root,
-            empty,
-            header,
-            &mut envelope,
-            &mut hook,
-            ANSWER_RESERVED,
-        )?,
-    }
-    d.epilog()?;
+    let (root, reserved) = (S::FRAME.answer_root, ANSWER_RESERVED);
+    decode_message::<S>(
+        bytes,
+        limits,
+        "answer",
+        root,
+        &mut envelope,
+        &mut hook,
+        reserved,
+    )?;
     if envelope.infcode.is_none() {
         return Err(Refusal::new(ErrorCode::MissingField, "infcode"));
     }
@@ -1789,6 +1757,37 @@ pub fn decode_answer<S: XmlDialect>(
         envelope,
         output: hook.output,
     })
+}
+
+/// Reads one message of dialect `S` (a `kind`: request or answer) into
+/// `envelope` and `hook`: its root, which must be the element `root_name`,
+/// the envelope and the body (under the dialect's header element when it
+/// has one; `reserved` names the fields the hook takes), then nothing but
+/// white space and comments.
+fn decode_message<S: XmlDialect>(
+    bytes: &[u8],
+    limits: &Limits,
+    kind: &str,
+    root_name: &str,
+    envelope: &mut dyn Record,
+    hook: &mut dyn for<'a> Hook<'a, S>,
+    reserved: &[&str],
+) -> Result<(), Refusal> {
+    limits.check_size(bytes)?;
+    let text = S::CHARSET.decode(bytes)?;
+    let mut d = Decoder::<S>::new(&text, limits);
+    let (root, empty) = d.root()?;
+    if root.name().into_inner() != root_name {
+        return Err(Refusal::new(
+            ErrorCode::Malformed,
+            format!("a {} {kind}'s root element is <{root_name}>", S::NAME),
+        ));
+    }
+    match S::FRAME.header {
+        None => d.record(envelope, &root, empty, hook, reserved)?,
+        Some(header) => d.framed(&root, empty, header, envelope, hook, reserved)?,
+    }
+    d.epilog()
 }
 
 impl<'a, S: XmlDialect> Decoder<'a, '_, S> {
