@@ -84,6 +84,26 @@ struct Decoder<'a, 't> {
     trail: Trail<'static>,
 }
 
+impl<'a, 't> Decoder<'a, 't> {
+    /// A decoder of `bytes` (within `limits`), past the opening brace of the
+    /// message's object; `what` names the message in refusals.
+    fn open(bytes: &'a [u8], limits: &'t Limits, what: &str) -> Result<Self, Refusal> {
+        limits.check_size(bytes)?;
+        let mut decoder = Decoder {
+            reader: Reader::new(utf8(bytes)?, limits.depth_max),
+            limits,
+            trail: Trail::new(),
+        };
+        match decoder.next()? {
+            Token::ObjectStart => Ok(decoder),
+            _ => Err(Refusal::new(
+                ErrorCode::Malformed,
+                format!("{what} is a JSON object"),
+            )),
+        }
+    }
+}
+
 impl<'a> Decoder<'a, '_> {
     fn next(&mut self) -> Result<Token<'a>, Refusal> {
         self.reader
@@ -247,26 +267,9 @@ impl Seen {
     }
 }
 
-fn open_object(decoder: &mut Decoder<'_, '_>, what: &str) -> Result<(), Refusal> {
-    match decoder.next()? {
-        Token::ObjectStart => Ok(()),
-        _ => Err(Refusal::new(
-            ErrorCode::Malformed,
-            format!("{what} is a JSON object"),
-        )),
-    }
-}
-
 /// Decodes a national request.
 pub fn decode_request(bytes: &[u8], limits: &Limits) -> Result<Request, Refusal> {
-    limits.check_size(bytes)?;
-    let text = utf8(bytes)?;
-    let mut decoder = Decoder {
-        reader: Reader::new(text, limits.depth_max),
-        limits,
-        trail: Trail::new(),
-    };
-    open_object(&mut decoder, "a request")?;
+    let mut decoder = Decoder::open(bytes, limits, "a request")?;
     let mut envelope = RequestEnvelope::default();
     let mut seen = Seen::default();
     let mut hint = 0;
@@ -355,14 +358,7 @@ fn decode_input(decoder: &mut Decoder<'_, '_>, infno: Infno) -> Result<RequestBo
 
 /// Decodes a national answer to a request of transaction `infno`.
 pub fn decode_answer(infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answer, Refusal> {
-    limits.check_size(bytes)?;
-    let text = utf8(bytes)?;
-    let mut decoder = Decoder {
-        reader: Reader::new(text, limits.depth_max),
-        limits,
-        trail: Trail::new(),
-    };
-    open_object(&mut decoder, "an answer")?;
+    let mut decoder = Decoder::open(bytes, limits, "an answer")?;
     let mut envelope = AnswerEnvelope::default();
     let mut seen = Seen::default();
     let mut hint = 0;
