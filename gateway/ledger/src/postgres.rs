@@ -299,6 +299,14 @@ pub(crate) struct PgLedger {
     reader: Mutex<Option<Arc<PgConn>>>,
 }
 
+/// A read query: a statement prepared at connection, or text built for the
+/// call.
+#[derive(Clone, Copy)]
+enum Query<'s> {
+    Prepared(Read),
+    Text(&'s str),
+}
+
 /// Which read statement.
 #[derive(Clone, Copy)]
 enum Read {
@@ -399,23 +407,39 @@ impl PgLedger {
     /// Runs a read statement on the read connection, forgetting the
     /// connection when it was lost.
     async fn query(&self, which: Read, params: &[Val<'_>]) -> Result<Vec<Row>, LedgerError> {
+        self.read_rows(Query::Prepared(which), params).await
+    }
+
+    /// Runs `query` on the read connection within [`OP_TIMEOUT`],
+    /// forgetting the connection when it was lost or the read timed out.
+    async fn read_rows(
+        &self,
+        query: Query<'_>,
+        params: &[Val<'_>],
+    ) -> Result<Vec<Row>, LedgerError> {
         let conn = self.reader().await?;
         let values = refs(params);
-        let query = conn.client.query(conn.prepared.read(which), &values);
-        let rows = match timeout(OP_TIMEOUT, query).await {
-            Ok(Ok(rows)) => rows,
+        let rows = async {
+            match query {
+                Query::Prepared(which) => {
+                    conn.client.query(conn.prepared.read(which), &values).await
+                }
+                Query::Text(text) => conn.client.query(text, &values).await,
+            }
+        };
+        match timeout(OP_TIMEOUT, rows).await {
+            Ok(Ok(rows)) => Ok(rows),
             Ok(Err(e)) => {
                 if connection_lost(&e) {
                     self.forget(&conn).await;
                 }
-                return Err(error(&e));
+                Err(error(&e))
             }
             Err(_) => {
                 self.forget(&conn).await;
-                return Err(timed_out("a read", OP_TIMEOUT));
+                Err(timed_out("a read", OP_TIMEOUT))
             }
-        };
-        Ok(rows)
+        }
     }
 
     pub(crate) async fn get(&self, key: &Key) -> Result<Option<Entry>, LedgerError> {
@@ -483,23 +507,8 @@ impl PgLedger {
         columns: &'static [(&'static str, Kind)],
         decode: fn(Vec<Raw>) -> Result<T, LedgerError>,
     ) -> Result<Vec<T>, LedgerError> {
-        let conn = self.reader().await?;
         let params: Vec<Val<'_>> = args.iter().map(ops::Arg::val).collect();
-        let values = refs(&params);
-        let query = conn.client.query(select.as_str(), &values);
-        let rows = match timeout(OP_TIMEOUT, query).await {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => {
-                if connection_lost(&e) {
-                    self.forget(&conn).await;
-                }
-                return Err(error(&e));
-            }
-            Err(_) => {
-                self.forget(&conn).await;
-                return Err(timed_out("a read", OP_TIMEOUT));
-            }
-        };
+        let rows = self.read_rows(Query::Text(&select), &params).await?;
         rows.iter()
             .map(|row| decode(raw_columns(row, columns)))
             .collect()
