@@ -261,14 +261,7 @@ impl SqliteLedger {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Entry>, LedgerError> {
-        self.read(move |conn| {
-            select(
-                conn,
-                &SQL.day,
-                &[Val::Int(Some(from_ms)), Val::Int(Some(to_ms))],
-            )
-        })
-        .await
+        self.between(&SQL.day, from_ms, to_ms).await
     }
 
     pub(crate) async fn touching(
@@ -276,14 +269,18 @@ impl SqliteLedger {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Entry>, LedgerError> {
-        self.read(move |conn| {
-            select(
-                conn,
-                &SQL.touching,
-                &[Val::Int(Some(from_ms)), Val::Int(Some(to_ms))],
-            )
-        })
-        .await
+        self.between(&SQL.touching, from_ms, to_ms).await
+    }
+
+    /// The entries `sql` selects between two times (Unix milliseconds).
+    async fn between(
+        self: &Arc<Self>,
+        sql: &'static str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Entry>, LedgerError> {
+        let times = [Val::Int(Some(from_ms)), Val::Int(Some(to_ms))];
+        self.read(move |conn| select(conn, sql, &times)).await
     }
 
     pub(crate) async fn cancels_of(
