@@ -785,11 +785,19 @@ impl<'a, 'l, S: XmlDialect> Decoder<'a, 'l, S> {
         }
     }
 
+    /// The next event; a DOCTYPE (with any entity declarations) or a
+    /// processing instruction, wherever it stands, is refused here.
     fn raw(&mut self) -> Result<Event<'a>, Refusal> {
-        self.reader.read_event().map_err(|e| {
+        let event = self.reader.read_event().map_err(|e| {
             let refusal = reader_refusal(&e, self.reader.error_position());
             self.trail.refuse(refusal.code, refusal.detail)
-        })
+        })?;
+        let forbidden = match event {
+            Event::DocType(_) => "DOCTYPE (and entity declarations) are not accepted",
+            Event::PI(_) => "processing instructions are not accepted",
+            _ => return Ok(event),
+        };
+        Err(self.trail.refuse(ErrorCode::ForbiddenConstruct, forbidden))
     }
 
     fn push(&mut self, step: Step<'static>) {
@@ -829,18 +837,6 @@ impl<'a, 'l, S: XmlDialect> Decoder<'a, 'l, S> {
                 Event::Decl(_) => return Err(self.malformed("XML declaration not at the start")),
                 Event::Text(text) if is_xml_space(&text) => {}
                 Event::Comment(_) => {}
-                Event::DocType(_) => {
-                    return Err(Refusal::new(
-                        ErrorCode::ForbiddenConstruct,
-                        "DOCTYPE (and entity declarations) are not accepted",
-                    ))
-                }
-                Event::PI(_) => {
-                    return Err(Refusal::new(
-                        ErrorCode::ForbiddenConstruct,
-                        "processing instructions are not accepted",
-                    ))
-                }
                 Event::Start(start) => {
                     self.enter()?;
                     return Ok((start, false));
@@ -860,18 +856,6 @@ impl<'a, 'l, S: XmlDialect> Decoder<'a, 'l, S> {
                 Event::Eof => return Ok(()),
                 Event::Text(text) if is_xml_space(&text) => {}
                 Event::Comment(_) => {}
-                Event::DocType(_) => {
-                    return Err(Refusal::new(
-                        ErrorCode::ForbiddenConstruct,
-                        "DOCTYPE (and entity declarations) are not accepted",
-                    ))
-                }
-                Event::PI(_) => {
-                    return Err(Refusal::new(
-                        ErrorCode::ForbiddenConstruct,
-                        "processing instructions are not accepted",
-                    ))
-                }
                 _ => return Err(self.malformed("content after the root element")),
             }
         }
@@ -909,17 +893,9 @@ impl<'a, 'l, S: XmlDialect> Decoder<'a, 'l, S> {
                 resolve_reference(&reference).map_err(|r| self.trail.refuse(r.code, r.detail))?,
             ),
             Event::Comment(_) => return Ok(None),
-            Event::DocType(_) => {
-                return Err(Refusal::new(
-                    ErrorCode::ForbiddenConstruct,
-                    "DOCTYPE (and entity declarations) are not accepted",
-                ))
-            }
-            Event::PI(_) => {
-                return Err(self.trail.refuse(
-                    ErrorCode::ForbiddenConstruct,
-                    "processing instructions are not accepted",
-                ))
+            // Never here: `raw` refuses both.
+            Event::DocType(_) | Event::PI(_) => {
+                return Err(self.trail.refuse(ErrorCode::ForbiddenConstruct, "markup"))
             }
             Event::Decl(_) => return Err(self.malformed("XML declaration inside the message")),
             Event::Eof => {

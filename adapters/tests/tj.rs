@@ -260,6 +260,16 @@ fn hostile_xml_is_refused_with_its_code() {
         refused(&request_with("<?php x?>")),
         ErrorCode::ForbiddenConstruct
     );
+    // Wherever they stand: inside an element, before or after the root.
+    assert_eq!(
+        refused(&request_with("<!DOCTYPE x>")),
+        ErrorCode::ForbiddenConstruct
+    );
+    let mut after = request_with("");
+    after.extend_from_slice(b"\n<?php x?>");
+    assert_eq!(refused(&after), ErrorCode::ForbiddenConstruct);
+    let before = format!("{decl}<?php x?><QQBW><JYBH>2207</JYBH></QQBW>");
+    assert_eq!(refused(before.as_bytes()), ErrorCode::ForbiddenConstruct);
     let deep = format!(
         "{decl}<QQBW>{}{}</QQBW>",
         "<a>".repeat(100_000),
