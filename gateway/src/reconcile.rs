@@ -1386,13 +1386,14 @@ fn sort_key(d: &Discrepancy) -> (String, String) {
 }
 
 /// Totals per group, looked up without allocating (groups are few). Each
-/// group's codes are also kept as words ([`Code`]) so that a row finds its
-/// group by comparing integers, not strings.
+/// group is found by its [`Code`]s, compared as integers, not strings.
 #[derive(Default)]
 struct Totals {
-    groups: Vec<(Group, (Sums, Sums))>,
-    keys: Vec<(Admdvs, Code, Code)>,
+    groups: Vec<(GroupKey, Group, (Sums, Sums))>,
 }
+
+/// A group's region and codes as compared.
+type GroupKey = (Admdvs, Code, Code);
 
 /// A code of up to 7 bytes and its length in one word; a longer one is
 /// compared as text.
@@ -1423,40 +1424,33 @@ impl Totals {
         let insutype = row.insutype.unwrap_or_default();
         let clr_type = row.clr_type.unwrap_or_default();
         let key = (region, Code::of(insutype), Code::of(clr_type));
-        let found = self.keys.iter().zip(&self.groups).position(|(k, (g, _))| {
+        let found = self.groups.iter().position(|(k, g, _)| {
             *k == key
                 && (key.1 != Code::Long || g.insutype == insutype)
                 && (key.2 != Code::Long || g.clr_type == clr_type)
         });
-        let at = match found {
-            Some(at) => at,
-            None => {
-                self.groups.push((
-                    Group {
-                        region,
-                        insutype: insutype.to_owned(),
-                        clr_type: clr_type.to_owned(),
-                    },
-                    Default::default(),
-                ));
-                self.keys.push(key);
-                self.groups.len() - 1
-            }
-        };
-        &mut self.groups[at].1
+        let at = found.unwrap_or_else(|| {
+            let group = Group {
+                region,
+                insutype: insutype.to_owned(),
+                clr_type: clr_type.to_owned(),
+            };
+            self.groups.push((key, group, Default::default()));
+            self.groups.len() - 1
+        });
+        &mut self.groups[at].2
     }
 
     fn merge(&mut self, other: Totals) {
-        for ((group, (g, r)), key) in other.groups.into_iter().zip(other.keys) {
-            let at = match self.groups.iter().position(|(mine, _)| *mine == group) {
+        for (key, group, (g, r)) in other.groups {
+            let at = match self.groups.iter().position(|(_, mine, _)| *mine == group) {
                 Some(at) => at,
                 None => {
-                    self.groups.push((group, Default::default()));
-                    self.keys.push(key);
+                    self.groups.push((key, group, Default::default()));
                     self.groups.len() - 1
                 }
             };
-            let sums = &mut self.groups[at].1;
+            let sums = &mut self.groups[at].2;
             sums.0.merge(&g);
             sums.1.merge(&r);
         }
@@ -1465,7 +1459,8 @@ impl Totals {
     fn into_map(self) -> BTreeMap<Group, (Sums, Sums)> {
         self.groups
             .into_iter()
-            .filter(|(_, (g, r))| g.count > 0 || r.count > 0)
+            .filter(|(_, _, (g, r))| g.count > 0 || r.count > 0)
+            .map(|(_, group, sums)| (group, sums))
             .collect()
     }
 }
@@ -1581,6 +1576,51 @@ mod tests {
     use super::*;
     use contracts::statement::{RowState, Writer};
     use std::io::Cursor;
+
+    #[test]
+    fn groups_are_told_apart_by_every_byte_of_their_codes() {
+        // Short codes, codes of 7 and 8 bytes sharing a prefix, a code that
+        // differs from another only by a trailing NUL, and absent codes.
+        let codes: [Option<&str>; 8] = [
+            Some("310"),
+            Some("3100000"),
+            Some("31000000"),
+            Some("31000001"),
+            Some("310\0"),
+            Some(""),
+            None,
+            Some("310000000000000000000"),
+        ];
+        let mut totals = Totals::default();
+        let mut expected = BTreeMap::new();
+        for (i, insutype) in codes.iter().enumerate() {
+            for (j, clr_type) in codes.iter().enumerate() {
+                for region in ["110000", "120000"] {
+                    let mut row = settled(0, "130000", 100);
+                    row.insutype = insutype.map(str::to_owned);
+                    row.clr_type = clr_type.map(str::to_owned);
+                    let region = Admdvs::parse(region).unwrap();
+                    let n = (i * codes.len() + j + 1) as u64;
+                    for _ in 0..n {
+                        totals.get(region, &row.as_ref()).0.count += 1;
+                    }
+                    let group = Group {
+                        region,
+                        insutype: insutype.unwrap_or_default().to_owned(),
+                        clr_type: clr_type.unwrap_or_default().to_owned(),
+                    };
+                    // An absent code is the empty one.
+                    *expected.entry(group).or_insert(0) += n;
+                }
+            }
+        }
+        let counted: BTreeMap<Group, u64> = totals
+            .into_map()
+            .into_iter()
+            .map(|(group, (g, _))| (group, g.count))
+            .collect();
+        assert_eq!(counted, expected);
+    }
 
     #[test]
     fn a_tail_is_its_bytes_as_a_little_endian_word() {
