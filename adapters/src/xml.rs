@@ -1688,15 +1688,14 @@ pub fn decode_request<S: XmlDialect>(bytes: &[u8], limits: &Limits) -> Result<Re
         infno_seen: false,
         body: None,
     };
-    let (root, reserved) = (S::FRAME.request_root, REQUEST_RESERVED);
     decode_message::<S>(
         bytes,
         limits,
         "request",
-        root,
+        S::FRAME.request_root,
         &mut envelope,
         &mut hook,
-        reserved,
+        REQUEST_RESERVED,
     )?;
     let infno = hook
         .infno
@@ -1716,15 +1715,14 @@ pub fn decode_answer<S: XmlDialect>(
         infno,
         output: None,
     };
-    let (root, reserved) = (S::FRAME.answer_root, ANSWER_RESERVED);
     decode_message::<S>(
         bytes,
         limits,
         "answer",
-        root,
+        S::FRAME.answer_root,
         &mut envelope,
         &mut hook,
-        reserved,
+        ANSWER_RESERVED,
     )?;
     if envelope.infcode.is_none() {
         return Err(Refusal::new(ErrorCode::MissingField, "infcode"));

@@ -397,26 +397,16 @@ impl PgLedger {
     }
 
     async fn select(&self, which: Read, params: &[Val<'_>]) -> Result<Vec<Entry>, LedgerError> {
-        self.query(which, params)
+        self.query(Query::Prepared(which), params)
             .await?
             .iter()
             .map(|row| check::entry(raw_row(row)))
             .collect()
     }
 
-    /// Runs a read statement on the read connection, forgetting the
-    /// connection when it was lost.
-    async fn query(&self, which: Read, params: &[Val<'_>]) -> Result<Vec<Row>, LedgerError> {
-        self.read_rows(Query::Prepared(which), params).await
-    }
-
     /// Runs `query` on the read connection within [`OP_TIMEOUT`],
     /// forgetting the connection when it was lost or the read timed out.
-    async fn read_rows(
-        &self,
-        query: Query<'_>,
-        params: &[Val<'_>],
-    ) -> Result<Vec<Row>, LedgerError> {
+    async fn query(&self, query: Query<'_>, params: &[Val<'_>]) -> Result<Vec<Row>, LedgerError> {
         let conn = self.reader().await?;
         let values = refs(params);
         let rows = async {
@@ -490,7 +480,7 @@ impl PgLedger {
         to_ms: i64,
     ) -> Result<Vec<RecordedRefusal>, LedgerError> {
         self.query(
-            Read::Refusals,
+            Query::Prepared(Read::Refusals),
             &[Val::Int(Some(from_ms)), Val::Int(Some(to_ms))],
         )
         .await?
@@ -508,7 +498,7 @@ impl PgLedger {
         decode: fn(Vec<Raw>) -> Result<T, LedgerError>,
     ) -> Result<Vec<T>, LedgerError> {
         let params: Vec<Val<'_>> = args.iter().map(ops::Arg::val).collect();
-        let rows = self.read_rows(Query::Text(&select), &params).await?;
+        let rows = self.query(Query::Text(&select), &params).await?;
         rows.iter()
             .map(|row| decode(raw_columns(row, columns)))
             .collect()
