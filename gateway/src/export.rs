@@ -108,7 +108,7 @@ fn kind(infno: &str) -> Kind {
 }
 
 fn corrupt(entry: &Entry, what: &str) -> LedgerError {
-    LedgerError::Corrupt(format!("entry {}: {what}", entry.key))
+    LedgerError::Corrupt(format!("entry {}: {what}", entry.new.key))
 }
 
 fn region(entry: &Entry, text: &str, field: &str) -> Result<Admdvs, LedgerError> {
@@ -124,40 +124,41 @@ fn time(entry: &Entry, ms: i64) -> Result<DateTime, LedgerError> {
 
 /// Whether the entry holds any figure of a platform's answer.
 fn has_figures(entry: &Entry) -> bool {
-    entry.setl_id.is_some()
-        || entry.medfee_sumamt.is_some()
-        || entry.fund_pay_sumamt.is_some()
-        || entry.acct_pay.is_some()
-        || entry.psn_cash_pay.is_some()
+    entry.answered.setl_id.is_some()
+        || entry.answered.medfee_sumamt.is_some()
+        || entry.answered.fund_pay_sumamt.is_some()
+        || entry.answered.acct_pay.is_some()
+        || entry.answered.psn_cash_pay.is_some()
 }
 
 /// When the answer's settlement took effect: the platform's `setl_time`,
 /// else when the answer came, else when the call came.
 fn effect_ms(entry: &Entry) -> i64 {
     entry
+        .answered
         .setl_time_ms
-        .or(entry.finished_at_ms)
-        .unwrap_or(entry.received_at_ms)
+        .or(entry.finished_at_ms())
+        .unwrap_or(entry.new.received_at_ms)
 }
 
 /// The row of `entry` with its own figures, in `state` at `at_ms`.
 fn row(entry: &Entry, state: RowState, at_ms: i64) -> Result<Row, LedgerError> {
     Ok(Row {
-        setl_id: entry.setl_id.clone(),
-        msgid: Some(entry.key.msgid.clone()),
+        setl_id: entry.answered.setl_id.clone(),
+        msgid: Some(entry.new.key.msgid.clone()),
         omsgid: None,
-        mdtrt_id: entry.mdtrt_id.clone(),
-        fixmedins_code: entry.institution.clone(),
-        insuplc_admdvs: region(entry, &entry.insured, "insured region")?,
-        mdtrtarea_admvs: region(entry, &entry.treatment, "treatment region")?,
-        insutype: entry.insutype.clone(),
-        med_type: entry.med_type.clone(),
-        clr_type: entry.clr_type.clone(),
+        mdtrt_id: entry.answered.mdtrt_id.clone(),
+        fixmedins_code: entry.new.institution.clone(),
+        insuplc_admdvs: region(entry, &entry.new.insured, "insured region")?,
+        mdtrtarea_admvs: region(entry, &entry.new.treatment, "treatment region")?,
+        insutype: entry.answered.insutype.clone(),
+        med_type: entry.answered.med_type.clone(),
+        clr_type: entry.answered.clr_type.clone(),
         setl_time: time(entry, at_ms)?,
-        medfee_sumamt: entry.medfee_sumamt,
-        fund_pay_sumamt: entry.fund_pay_sumamt,
-        acct_pay: entry.acct_pay,
-        psn_cash_pay: entry.psn_cash_pay,
+        medfee_sumamt: entry.answered.medfee_sumamt,
+        fund_pay_sumamt: entry.answered.fund_pay_sumamt,
+        acct_pay: entry.answered.acct_pay,
+        psn_cash_pay: entry.answered.psn_cash_pay,
         state,
     })
 }
@@ -170,13 +171,13 @@ fn negative(amount: Option<Money>) -> Option<Money> {
 /// for an outcome learned only by resolving the call, the resolution.
 fn arrival_ms(entry: &Entry, answered: bool) -> i64 {
     let at = if answered {
-        entry.finished_at_ms
+        entry.finished_at_ms()
     } else {
         entry.resolved_at_ms
     };
-    at.or(entry.finished_at_ms)
+    at.or(entry.finished_at_ms())
         .or(entry.resolved_at_ms)
-        .unwrap_or(entry.received_at_ms)
+        .unwrap_or(entry.new.received_at_ms)
 }
 
 /// Which clearing day a row belongs to: its own (the day of `at_ms`), unless
@@ -251,13 +252,13 @@ async fn rows_of(
     let mut reversals: HashMap<(&str, &str), &str> = HashMap::new();
     for entry in &entries {
         if let (true, State::Done, Some(original)) = (
-            entry.infno == "2601",
+            entry.new.infno == "2601",
             entry.state,
-            entry.original_msgid.as_deref(),
+            entry.new.original_msgid.as_deref(),
         ) {
             reversals.insert(
-                (entry.key.caller.as_str(), original),
-                entry.key.msgid.as_str(),
+                (entry.new.key.caller.as_str(), original),
+                entry.new.key.msgid.as_str(),
             );
         }
     }
@@ -265,7 +266,11 @@ async fn rows_of(
     // The days closed since the earliest a row of these entries can be on.
     let earliest = entries
         .iter()
-        .map(|e| e.received_at_ms.min(e.setl_time_ms.unwrap_or(i64::MAX)))
+        .map(|e| {
+            e.new
+                .received_at_ms
+                .min(e.answered.setl_time_ms.unwrap_or(i64::MAX))
+        })
         .min()
         .and_then(DateTime::from_unix_millis)
         .map_or(day, DateTime::date);
@@ -277,7 +282,7 @@ async fn rows_of(
 
     let mut rows = Vec::new();
     for entry in &entries {
-        match (kind(&entry.infno), entry.state) {
+        match (kind(&entry.new.infno), entry.state) {
             (Kind::Settle, State::Done | State::Confirmed | State::Reversed) => {
                 // Done means the platform answered with a settlement; a resolved
                 // entry carries figures only if an answer was seen before.
@@ -285,7 +290,7 @@ async fn rows_of(
                 let settled_at = if answered {
                     effect_ms(entry)
                 } else {
-                    entry.received_at_ms
+                    entry.new.received_at_ms
                 };
                 if here(settled_at, arrival_ms(entry, answered)) {
                     rows.push(row(entry, RowState::Settled, settled_at)?);
@@ -294,13 +299,14 @@ async fn rows_of(
                     if here(resolved_at, resolved_at) {
                         let mut reversed = row(entry, RowState::Reversed, resolved_at)?;
                         reversed.msgid = reversals
-                            .get(&(entry.key.caller.as_str(), entry.key.msgid.as_str()))
+                            .get(&(entry.new.key.caller.as_str(), entry.new.key.msgid.as_str()))
                             .map(|m| (*m).to_owned());
-                        reversed.omsgid = Some(entry.key.msgid.clone());
-                        reversed.medfee_sumamt = entry.medfee_sumamt.map(Money::negated);
-                        reversed.fund_pay_sumamt = entry.fund_pay_sumamt.map(Money::negated);
-                        reversed.acct_pay = entry.acct_pay.map(Money::negated);
-                        reversed.psn_cash_pay = entry.psn_cash_pay.map(Money::negated);
+                        reversed.omsgid = Some(entry.new.key.msgid.clone());
+                        reversed.medfee_sumamt = entry.answered.medfee_sumamt.map(Money::negated);
+                        reversed.fund_pay_sumamt =
+                            entry.answered.fund_pay_sumamt.map(Money::negated);
+                        reversed.acct_pay = entry.answered.acct_pay.map(Money::negated);
+                        reversed.psn_cash_pay = entry.answered.psn_cash_pay.map(Money::negated);
                         rows.push(reversed);
                     }
                 }
@@ -327,28 +333,28 @@ async fn rows_of(
 
 /// The `cancelled` row of an accepted cancel.
 async fn cancel_row(ledger: &Ledger, cancel: &Entry, at_ms: i64) -> Result<Row, LedgerError> {
-    let original = match cancel.cancels_setl_id.as_deref() {
+    let original = match cancel.new.cancels_setl_id.as_deref() {
         Some(setl_id) => ledger
             .by_setl_id(setl_id)
             .await?
-            .filter(|o| kind(&o.infno) == Kind::Settle && o.key != cancel.key),
+            .filter(|o| kind(&o.new.infno) == Kind::Settle && o.new.key != cancel.new.key),
         None => None,
     };
     let mut row = row(cancel, RowState::Cancelled, at_ms)?;
-    row.setl_id = cancel.cancels_setl_id.clone();
-    row.omsgid = original.as_ref().map(|o| o.key.msgid.clone());
+    row.setl_id = cancel.new.cancels_setl_id.clone();
+    row.omsgid = original.as_ref().map(|o| o.new.key.msgid.clone());
     let own = [
-        cancel.medfee_sumamt,
-        cancel.fund_pay_sumamt,
-        cancel.acct_pay,
-        cancel.psn_cash_pay,
+        cancel.answered.medfee_sumamt,
+        cancel.answered.fund_pay_sumamt,
+        cancel.answered.acct_pay,
+        cancel.answered.psn_cash_pay,
     ];
     let amounts = match &original {
         Some(o) if own.iter().all(Option::is_none) => [
-            o.medfee_sumamt,
-            o.fund_pay_sumamt,
-            o.acct_pay,
-            o.psn_cash_pay,
+            o.answered.medfee_sumamt,
+            o.answered.fund_pay_sumamt,
+            o.answered.acct_pay,
+            o.answered.psn_cash_pay,
         ],
         _ => own,
     };
@@ -357,10 +363,10 @@ async fn cancel_row(ledger: &Ledger, cancel: &Entry, at_ms: i64) -> Result<Row, 
     row.acct_pay = negative(amounts[2]);
     row.psn_cash_pay = negative(amounts[3]);
     if let Some(o) = &original {
-        row.mdtrt_id = row.mdtrt_id.or_else(|| o.mdtrt_id.clone());
-        row.insutype = row.insutype.or_else(|| o.insutype.clone());
-        row.med_type = row.med_type.or_else(|| o.med_type.clone());
-        row.clr_type = row.clr_type.or_else(|| o.clr_type.clone());
+        row.mdtrt_id = row.mdtrt_id.or_else(|| o.answered.mdtrt_id.clone());
+        row.insutype = row.insutype.or_else(|| o.answered.insutype.clone());
+        row.med_type = row.med_type.or_else(|| o.answered.med_type.clone());
+        row.clr_type = row.clr_type.or_else(|| o.answered.clr_type.clone());
     }
     Ok(row)
 }
@@ -515,7 +521,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<u8> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use ledger::{Finish, Key, NewEntry};
+    use ledger::{Answered, Finish, Key, NewEntry, Reply};
 
     /// A ledger in a fresh temporary folder, removed on drop.
     struct TempLedger {
@@ -585,22 +591,26 @@ mod tests {
     ) -> Finish {
         Finish {
             state,
-            setl_id: setl_id.map(str::to_owned),
-            mdtrt_id: setl_id.map(|_| "MDTRT1".to_owned()),
-            insutype: setl_id.map(|_| "310".to_owned()),
-            med_type: setl_id.map(|_| "11".to_owned()),
-            clr_type: setl_id.map(|_| "11".to_owned()),
-            setl_time_ms,
-            medfee_sumamt: setl_id.and(yuan("356.80")),
-            fund_pay_sumamt: setl_id.and(yuan("213.10")),
-            acct_pay: setl_id.and(yuan("143.70")),
-            psn_cash_pay: setl_id.and(yuan("0")),
-            error_code: None,
-            anomalies: Vec::new(),
-            reply_status: 200,
-            reply_media_type: "application/json".into(),
-            reply: b"{}".to_vec(),
-            finished_at_ms: finished,
+            answered: Answered {
+                setl_id: setl_id.map(str::to_owned),
+                mdtrt_id: setl_id.map(|_| "MDTRT1".to_owned()),
+                insutype: setl_id.map(|_| "310".to_owned()),
+                med_type: setl_id.map(|_| "11".to_owned()),
+                clr_type: setl_id.map(|_| "11".to_owned()),
+                setl_time_ms,
+                medfee_sumamt: setl_id.and(yuan("356.80")),
+                fund_pay_sumamt: setl_id.and(yuan("213.10")),
+                acct_pay: setl_id.and(yuan("143.70")),
+                psn_cash_pay: setl_id.and(yuan("0")),
+                error_code: None,
+                anomalies: Vec::new(),
+            },
+            reply: Reply {
+                status: 200,
+                media_type: "application/json".into(),
+                bytes: b"{}".to_vec(),
+                finished_at_ms: finished,
+            },
         }
     }
 
@@ -677,7 +687,7 @@ mod tests {
             Some(at(26, 11, 0, 1)),
             at(26, 11, 0, 2),
         );
-        cancelled.fund_pay_sumamt = yuan("-213.10"); // some platforms send them negative already
+        cancelled.answered.fund_pay_sumamt = yuan("-213.10"); // some platforms send them negative already
         ledger.finish(&cancel.key, cancelled).await.unwrap();
         // Settled today, then reversed by the hospital's own 2601.
         settle(ledger, "M-rev", "S4", at(26, 12, 0, 0), at(26, 12, 0, 1)).await;
@@ -703,8 +713,8 @@ mod tests {
         let lost = new_entry("M-lost", "2304", at(26, 13, 0, 0));
         ledger.begin(lost.clone()).await.unwrap();
         let mut unknown = answer(State::Unknown, None, None, at(26, 13, 0, 8));
-        unknown.error_code = Some(5040);
-        unknown.reply_status = 504;
+        unknown.answered.error_code = Some(5040);
+        unknown.reply.status = 504;
         ledger.finish(&lost.key, unknown).await.unwrap();
         ledger
             .resolve(&lost.key, State::Reversed, at(26, 13, 0, 30))
@@ -715,7 +725,7 @@ mod tests {
         let refused = new_entry("M-refused", "2207", at(26, 14, 0, 0));
         ledger.begin(refused.clone()).await.unwrap();
         let mut no = answer(State::Refused, None, None, at(26, 14, 0, 1));
-        no.error_code = Some(2001);
+        no.answered.error_code = Some(2001);
         ledger.finish(&refused.key, no).await.unwrap();
         ledger
             .begin(new_entry("M-pending", "2102", at(26, 15, 0, 0)))
@@ -893,7 +903,7 @@ mod tests {
         let unknown = new_entry("M-unknown", "2207", at(26, 12, 0, 0));
         ledger.begin(unknown.clone()).await.unwrap();
         let mut lost = answer(State::Unknown, None, None, at(26, 12, 0, 30));
-        lost.reply_status = 504;
+        lost.reply.status = 504;
         ledger.finish(&unknown.key, lost).await.unwrap();
         ledger
             .resolve(&unknown.key, State::Confirmed, at(28, 9, 0, 0))

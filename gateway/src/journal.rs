@@ -104,7 +104,7 @@ use crate::state::Gateway;
 use contracts::model::envelope::RequestEnvelope;
 use contracts::model::reversal::{Reversal, ReversalInput};
 use contracts::{Answer, AnswerBody, DateTime, ErrorCode, Infno, Refusal, Request, RequestBody};
-use ledger::{Entry, Finish, Key, NewEntry, State};
+use ledger::{Answered, Entry, Finish, Key, NewEntry, Reply, State};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -228,22 +228,17 @@ pub fn finish(
 ) -> Finish {
     let mut finish = Finish {
         state,
-        setl_id: None,
-        mdtrt_id: None,
-        insutype: None,
-        med_type: None,
-        clr_type: None,
-        setl_time_ms: None,
-        medfee_sumamt: None,
-        fund_pay_sumamt: None,
-        acct_pay: None,
-        psn_cash_pay: None,
-        error_code,
-        anomalies,
-        reply_status: status,
-        reply_media_type: dialect.media_type().to_owned(),
-        reply: Vec::new(),
-        finished_at_ms: now_ms(),
+        answered: Answered {
+            error_code,
+            anomalies,
+            ..Answered::default()
+        },
+        reply: Reply {
+            status,
+            media_type: dialect.media_type().to_owned(),
+            bytes: Vec::new(),
+            finished_at_ms: now_ms(),
+        },
     };
     if let Some(answer) = answer {
         if let Some(
@@ -256,23 +251,23 @@ pub fn finish(
         ) = &answer.output
         {
             let info = &o.setlinfo;
-            finish.setl_id = info.setl_id.clone();
-            finish.mdtrt_id = info.mdtrt_id.clone();
-            finish.insutype = info.insutype.as_ref().map(|c| c.code().to_owned());
-            finish.med_type = info.med_type.as_ref().map(|c| c.code().to_owned());
-            finish.clr_type = info.clr_type.as_ref().map(|c| c.code().to_owned());
-            finish.setl_time_ms = info.setl_time.map(DateTime::unix_millis);
-            finish.medfee_sumamt = info.medfee_sumamt;
-            finish.fund_pay_sumamt = info.fund_pay_sumamt;
-            finish.acct_pay = info.acct_pay;
-            finish.psn_cash_pay = info.psn_cash_pay;
+            finish.answered.setl_id = info.setl_id.clone();
+            finish.answered.mdtrt_id = info.mdtrt_id.clone();
+            finish.answered.insutype = info.insutype.as_ref().map(|c| c.code().to_owned());
+            finish.answered.med_type = info.med_type.as_ref().map(|c| c.code().to_owned());
+            finish.answered.clr_type = info.clr_type.as_ref().map(|c| c.code().to_owned());
+            finish.answered.setl_time_ms = info.setl_time.map(DateTime::unix_millis);
+            finish.answered.medfee_sumamt = info.medfee_sumamt;
+            finish.answered.fund_pay_sumamt = info.fund_pay_sumamt;
+            finish.answered.acct_pay = info.acct_pay;
+            finish.answered.psn_cash_pay = info.psn_cash_pay;
         }
         if let Some(AnswerBody::OutpatientRegister(o) | AnswerBody::Admission(o)) = &answer.output {
-            finish.mdtrt_id = o.data.mdtrt_id.clone();
+            finish.answered.mdtrt_id = o.data.mdtrt_id.clone();
         }
         // The answer as `contracts::record::redact` leaves it (no personal
         // field, no extras), written straight from the borrowed answer.
-        finish.reply = dialect.encode_answer_redacted(Some(infno), answer);
+        finish.reply.bytes = dialect.encode_answer_redacted(Some(infno), answer);
     }
     finish
 }
@@ -289,9 +284,9 @@ fn reversal_for(entry: &Entry) -> Option<Request> {
     let serial = REVERSAL_SERIAL.fetch_add(1, Ordering::Relaxed) % 10_000;
     let envelope = RequestEnvelope {
         msgid: Some(format!("JJJGW{}{serial:04}", DateTime::now().to_compact())),
-        mdtrtarea_admvs: region(&entry.treatment),
-        insuplc_admdvs: region(&entry.insured),
-        fixmedins_code: Some(entry.institution.clone()),
+        mdtrtarea_admvs: region(&entry.new.treatment),
+        insuplc_admdvs: region(&entry.new.insured),
+        fixmedins_code: Some(entry.new.institution.clone()),
         infver: Some("V1.0".into()),
         inf_time: Some(DateTime::now().truncated_to_seconds()),
         recer_sys_code: Some("YBXT".into()),
@@ -303,14 +298,15 @@ fn reversal_for(entry: &Entry) -> Option<Request> {
     // platform that checks psn_no against the settlement refuses that 2601,
     // and the entry stays unknown (its attempts counted) for officers.
     let psn_no = entry
+        .new
         .psn_no
         .as_ref()
         .map_or("-", ledger::PsnNo::as_str)
         .to_owned();
     let data = Reversal {
         psn_no: Some(psn_no),
-        omsgid: Some(entry.key.msgid.clone()),
-        oinfno: Some(entry.infno.clone()),
+        omsgid: Some(entry.new.key.msgid.clone()),
+        oinfno: Some(entry.new.infno.clone()),
         ..Default::default()
     };
     Some(Request {
@@ -435,18 +431,18 @@ async fn reverse(gateway: Arc<Gateway>, entry: Entry, asker: Asker) {
     let Some(ledger) = gateway.ledger.clone() else {
         return;
     };
-    let Some(_claim) = gateway.resolving.claim(&entry.key) else {
-        tracing::debug!(key = %entry.key, "already being reversed by this gateway");
+    let Some(_claim) = gateway.resolving.claim(&entry.new.key) else {
+        tracing::debug!(key = %entry.new.key, "already being reversed by this gateway");
         return;
     };
     let Some(request) = reversal_for(&entry) else {
         return;
     };
-    let Some(index) = contracts::Admdvs::parse(&entry.region)
+    let Some(index) = contracts::Admdvs::parse(&entry.new.region)
         .ok()
         .and_then(|r| gateway.routes.route(r))
     else {
-        tracing::error!(infno = %entry.infno, region = %entry.region, "unknown outcome in a region no longer configured; left for officers");
+        tracing::error!(infno = %entry.new.infno, region = %entry.new.region, "unknown outcome in a region no longer configured; left for officers");
         return;
     };
     let target = &gateway.upstreams.regions[index];
@@ -455,24 +451,24 @@ async fn reverse(gateway: Arc<Gateway>, entry: Entry, asker: Asker) {
     loop {
         // Re-read before every attempt: the call's gateway, another replica
         // or the hospital's own 2601 may have settled it meanwhile.
-        match ledger.get(&entry.key).await {
+        match ledger.get(&entry.new.key).await {
             Ok(Some(current)) if asker.still_to_reverse(current.state) => {}
             Ok(Some(current)) => {
-                tracing::info!(key = %entry.key, infno = %entry.infno, state = %current.state, "nothing to reverse: the entry is no longer unresolved");
+                tracing::info!(key = %entry.new.key, infno = %entry.new.infno, state = %current.state, "nothing to reverse: the entry is no longer unresolved");
                 return;
             }
             Ok(None) => {
-                tracing::error!(key = %entry.key, "the entry to reverse is not in the journal");
+                tracing::error!(key = %entry.new.key, "the entry to reverse is not in the journal");
                 return;
             }
             Err(error) => {
-                tracing::warn!(%error, key = %entry.key, "cannot re-read the entry to reverse; retrying");
+                tracing::warn!(%error, key = %entry.new.key, "cannot re-read the entry to reverse; retrying");
                 tokio::time::sleep(pause).await;
                 pause = next_pause(pause);
                 continue;
             }
         }
-        let attempt = ledger.note_attempt(&entry.key).await.unwrap_or(0);
+        let attempt = ledger.note_attempt(&entry.new.key).await.unwrap_or(0);
         let sent = gateway
             .upstreams
             .call(
@@ -500,14 +496,14 @@ async fn reverse(gateway: Arc<Gateway>, entry: Entry, asker: Asker) {
         }
         gateway.metrics.reversal("acknowledged");
         if asker == Asker::Recovery {
-            if let Ok(Some(current)) = ledger.get(&entry.key).await {
+            if let Ok(Some(current)) = ledger.get(&entry.new.key).await {
                 if matches!(current.state, State::Done | State::Refused) {
                     tracing::error!(
-                        key = %entry.key,
-                        infno = %entry.infno,
-                        region = %entry.region,
+                        key = %entry.new.key,
+                        infno = %entry.new.infno,
+                        region = %entry.new.region,
                         state = %current.state,
-                        received_at_ms = entry.received_at_ms,
+                        received_at_ms = entry.new.received_at_ms,
                         orphan_age_ms = millis(gateway.orphan_age),
                         "a live call and a recovery crossed: the platform acknowledged the reversal of a call that was meanwhile answered; \
                          this must not happen with the orphan age (check the replicas' clocks and timeouts); the journal records what the platform did: reversed"
@@ -515,19 +511,22 @@ async fn reverse(gateway: Arc<Gateway>, entry: Entry, asker: Asker) {
                 }
             }
         }
-        match ledger.resolve(&entry.key, State::Reversed, now_ms()).await {
+        match ledger
+            .resolve(&entry.new.key, State::Reversed, now_ms())
+            .await
+        {
             Ok(()) => {
-                tracing::info!(key = %entry.key, infno = %entry.infno, region = %entry.region, attempt, "unknown outcome reversed");
+                tracing::info!(key = %entry.new.key, infno = %entry.new.infno, region = %entry.new.region, attempt, "unknown outcome reversed");
                 return;
             }
             Err(ledger::LedgerError::Unavailable(error)) => {
                 // A 2601 is idempotent: it is sent again, and recorded then.
-                tracing::error!(%error, key = %entry.key, "reversal acknowledged but not recorded; will retry");
+                tracing::error!(%error, key = %entry.new.key, "reversal acknowledged but not recorded; will retry");
                 tokio::time::sleep(pause).await;
                 pause = next_pause(pause);
             }
             Err(error) => {
-                tracing::error!(%error, key = %entry.key, "reversal acknowledged but the journal refuses to record it; left for officers");
+                tracing::error!(%error, key = %entry.new.key, "reversal acknowledged but the journal refuses to record it; left for officers");
                 return;
             }
         }
@@ -547,13 +546,13 @@ enum AtStart {
 }
 
 fn at_start(entry: &Entry, started_at_ms: i64, orphan_ms: i64, now_ms: i64) -> AtStart {
-    if entry.received_at_ms >= started_at_ms {
+    if entry.new.received_at_ms >= started_at_ms {
         return AtStart::Leave;
     }
     match entry.state {
         State::Unknown => AtStart::Now,
         State::Pending => {
-            let orphan_at = entry.received_at_ms.saturating_add(orphan_ms);
+            let orphan_at = entry.new.received_at_ms.saturating_add(orphan_ms);
             if orphan_at <= now_ms {
                 AtStart::Now
             } else {
@@ -575,13 +574,13 @@ async fn recover_young(gateway: Arc<Gateway>, entry: Entry, orphan_at_ms: i64) {
         tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
     }
     loop {
-        match ledger.get(&entry.key).await {
+        match ledger.get(&entry.new.key).await {
             Ok(Some(current)) if current.state == State::Pending => {
-                tracing::warn!(key = %entry.key, infno = %entry.infno, "pending for longer than the orphan age: reversing it");
+                tracing::warn!(key = %entry.new.key, infno = %entry.new.infno, "pending for longer than the orphan age: reversing it");
                 return resolve_orphan(gateway, current).await;
             }
             Ok(Some(current)) => {
-                tracing::info!(key = %entry.key, state = %current.state, "a call in flight at start-up was answered by its gateway; left alone");
+                tracing::info!(key = %entry.new.key, state = %current.state, "a call in flight at start-up was answered by its gateway; left alone");
                 return;
             }
             Ok(None) => return,
@@ -620,8 +619,8 @@ pub async fn recover(gateway: Arc<Gateway>) {
         if when == AtStart::Leave {
             continue;
         }
-        if !reversible(&entry.infno) {
-            tracing::warn!(key = %entry.key, infno = %entry.infno, "an unfinished call that 2601 cannot reverse; left for officers");
+        if !reversible(&entry.new.infno) {
+            tracing::warn!(key = %entry.new.key, infno = %entry.new.infno, "an unfinished call that 2601 cannot reverse; left for officers");
             continue;
         }
         match when {
@@ -662,7 +661,7 @@ impl SweepMemory {
     fn note(&mut self, entry: &Entry, now_ms: i64) -> i64 {
         let seen = self
             .attempts
-            .entry(entry.key.clone())
+            .entry(entry.new.key.clone())
             .or_insert((entry.attempts, now_ms));
         if seen.0 != entry.attempts {
             *seen = (entry.attempts, now_ms);
@@ -672,7 +671,7 @@ impl SweepMemory {
 
     /// Forgets the entries no longer unresolved.
     fn keep_only(&mut self, entries: &[Entry]) {
-        let keys: HashSet<&Key> = entries.iter().map(|e| &e.key).collect();
+        let keys: HashSet<&Key> = entries.iter().map(|e| &e.new.key).collect();
         self.attempts.retain(|key, _| keys.contains(key));
         self.warned.retain(|key| keys.contains(key));
     }
@@ -683,7 +682,7 @@ impl SweepMemory {
 /// counted on it since `attempts_unchanged_since_ms` for the orphan age plus
 /// the longest back-off (someone still counting is still reversing it).
 fn abandoned(entry: &Entry, now_ms: i64, orphan_ms: i64, attempts_unchanged_since_ms: i64) -> bool {
-    let age = now_ms.saturating_sub(entry.received_at_ms);
+    let age = now_ms.saturating_sub(entry.new.received_at_ms);
     let old_enough = match entry.state {
         State::Pending => age >= orphan_ms,
         State::Unknown => age >= orphan_ms.saturating_mul(2),
@@ -719,12 +718,12 @@ pub async fn sweep(gateway: &Arc<Gateway>, memory: &mut SweepMemory) -> usize {
     let mut taken = 0;
     for entry in entries {
         let since = memory.note(&entry, now);
-        if !abandoned(&entry, now, orphan_ms, since) || gateway.resolving.contains(&entry.key) {
+        if !abandoned(&entry, now, orphan_ms, since) || gateway.resolving.contains(&entry.new.key) {
             continue;
         }
-        if !reversible(&entry.infno) {
-            if memory.warned.insert(entry.key.clone()) {
-                tracing::warn!(key = %entry.key, infno = %entry.infno, "an orphaned call that 2601 cannot reverse; left for officers");
+        if !reversible(&entry.new.infno) {
+            if memory.warned.insert(entry.new.key.clone()) {
+                tracing::warn!(key = %entry.new.key, infno = %entry.new.infno, "an orphaned call that 2601 cannot reverse; left for officers");
             }
             continue;
         }
@@ -732,7 +731,7 @@ pub async fn sweep(gateway: &Arc<Gateway>, memory: &mut SweepMemory) -> usize {
             break;
         }
         taken += 1;
-        tracing::warn!(key = %entry.key, infno = %entry.infno, state = %entry.state, age_ms = now.saturating_sub(entry.received_at_ms), "an orphaned entry: no gateway can still be forwarding it; reversing it");
+        tracing::warn!(key = %entry.new.key, infno = %entry.new.infno, state = %entry.state, age_ms = now.saturating_sub(entry.new.received_at_ms), "an orphaned entry: no gateway can still be forwarding it; reversing it");
         tokio::spawn(resolve_orphan(gateway.clone(), entry));
     }
     taken
@@ -898,34 +897,22 @@ mod tests {
 
     fn entry(state: State, received_at_ms: i64, attempts: u32) -> Entry {
         Entry {
-            key: Key::new("H11010500123", format!("M{received_at_ms}")),
-            infno: "2207".into(),
-            institution: "H11010500123".into(),
-            insured: "130600".into(),
-            treatment: "110105".into(),
-            region: "130000".into(),
-            digest: "ab".into(),
-            original_msgid: None,
-            cancels_setl_id: None,
-            psn_no: None,
-            received_at_ms,
+            new: NewEntry {
+                key: Key::new("H11010500123", format!("M{received_at_ms}")),
+                infno: "2207".into(),
+                institution: "H11010500123".into(),
+                insured: "130600".into(),
+                treatment: "110105".into(),
+                region: "130000".into(),
+                digest: "ab".into(),
+                original_msgid: None,
+                cancels_setl_id: None,
+                psn_no: None,
+                received_at_ms,
+            },
             state,
-            setl_id: None,
-            mdtrt_id: None,
-            insutype: None,
-            med_type: None,
-            clr_type: None,
-            setl_time_ms: None,
-            medfee_sumamt: None,
-            fund_pay_sumamt: None,
-            acct_pay: None,
-            psn_cash_pay: None,
-            error_code: None,
-            anomalies: Vec::new(),
-            reply_status: None,
-            reply_media_type: None,
+            answered: Answered::default(),
             reply: None,
-            finished_at_ms: None,
             resolved_at_ms: None,
             attempts,
         }
@@ -988,17 +975,17 @@ mod tests {
     fn the_gateways_reversal_names_the_journalled_person() {
         let number = ledger::PsnNo::new("13000000000012345678").unwrap();
         let mut e = entry(State::Unknown, 1, 0);
-        e.psn_no = Some(number.clone());
+        e.new.psn_no = Some(number.clone());
         let data = |request: Request| match request.input {
             RequestBody::Reversal(r) => r.data,
             other => panic!("not a reversal: {:?}", other.infno()),
         };
         let sent = data(reversal_for(&e).unwrap());
         assert_eq!(sent.psn_no.as_deref(), Some(number.as_str()));
-        assert_eq!(sent.omsgid.as_deref(), Some(e.key.msgid.as_str()));
+        assert_eq!(sent.omsgid.as_deref(), Some(e.new.key.msgid.as_str()));
         assert_eq!(sent.oinfno.as_deref(), Some("2207"));
         // Journalled before the ledger kept person numbers: "-".
-        e.psn_no = None;
+        e.new.psn_no = None;
         assert_eq!(data(reversal_for(&e).unwrap()).psn_no.as_deref(), Some("-"));
     }
 

@@ -519,15 +519,15 @@ fn reply(
             gateway
                 .metrics
                 .request(infno, Outcome::Answered, started.elapsed());
-            match (entry.reply_status, entry.reply) {
-                (Some(status), Some(body)) => Reply {
-                    status,
-                    body,
+            match entry.reply {
+                Some(reply) => Reply {
+                    status: reply.status,
+                    body: reply.bytes,
                     media_type: dialect.media_type(),
                     retry_after: None,
                 },
                 // Resolved after a crash, before any reply was written: say what happened.
-                _ => {
+                None => {
                     let refusal = Refusal::new(
                         ErrorCode::UpstreamTimeout,
                         format!(

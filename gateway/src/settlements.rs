@@ -72,7 +72,7 @@ fn visible(caller: &Caller, entry: &Entry) -> bool {
     let institution = &caller.institution;
     match institution.role {
         Role::Officer => true,
-        Role::Platform => [&entry.insured, &entry.treatment]
+        Role::Platform => [&entry.new.insured, &entry.new.treatment]
             .into_iter()
             .any(|code| Admdvs::parse(code).is_ok_and(|region| region.within(institution.admdvs))),
         Role::Hospital => false,
@@ -142,9 +142,9 @@ pub async fn get(
             .into_iter()
             .find(|c| {
                 matches!(c.state, State::Done | State::Confirmed)
-                    && c.institution == entry.institution
+                    && c.new.institution == entry.new.institution
             })
-            .map(|c| c.key.msgid),
+            .map(|c| c.new.key.msgid),
         Err(error) => {
             tracing::error!(%error, "ledger read failed for a settlement's cancels");
             return refuse(
@@ -173,27 +173,27 @@ pub fn settlement_json(entry: &Entry, cancelled_by: Option<&str>) -> String {
     let money = |m: Option<Money>| m.map(Money::to_yuan_string);
     let nonempty = |text: &str| (!text.is_empty()).then(|| text.to_owned());
     let fields: [(&str, Option<String>); 21] = [
-        ("setl_id", entry.setl_id.clone()),
-        ("msgid", Some(entry.key.msgid.clone())),
-        ("infno", Some(entry.infno.clone())),
+        ("setl_id", entry.answered.setl_id.clone()),
+        ("msgid", Some(entry.new.key.msgid.clone())),
+        ("infno", Some(entry.new.infno.clone())),
         ("state", Some(entry.state.as_str().to_owned())),
-        ("institution", Some(entry.institution.clone())),
-        ("insuplc_admdvs", nonempty(&entry.insured)),
-        ("mdtrtarea_admvs", nonempty(&entry.treatment)),
-        ("mdtrt_id", entry.mdtrt_id.clone()),
-        ("insutype", entry.insutype.clone()),
-        ("med_type", entry.med_type.clone()),
-        ("clr_type", entry.clr_type.clone()),
-        ("setl_time", time(entry.setl_time_ms)),
-        ("medfee_sumamt", money(entry.medfee_sumamt)),
-        ("fund_pay_sumamt", money(entry.fund_pay_sumamt)),
-        ("acct_pay", money(entry.acct_pay)),
-        ("psn_cash_pay", money(entry.psn_cash_pay)),
-        ("received_at", time(Some(entry.received_at_ms))),
-        ("finished_at", time(entry.finished_at_ms)),
+        ("institution", Some(entry.new.institution.clone())),
+        ("insuplc_admdvs", nonempty(&entry.new.insured)),
+        ("mdtrtarea_admvs", nonempty(&entry.new.treatment)),
+        ("mdtrt_id", entry.answered.mdtrt_id.clone()),
+        ("insutype", entry.answered.insutype.clone()),
+        ("med_type", entry.answered.med_type.clone()),
+        ("clr_type", entry.answered.clr_type.clone()),
+        ("setl_time", time(entry.answered.setl_time_ms)),
+        ("medfee_sumamt", money(entry.answered.medfee_sumamt)),
+        ("fund_pay_sumamt", money(entry.answered.fund_pay_sumamt)),
+        ("acct_pay", money(entry.answered.acct_pay)),
+        ("psn_cash_pay", money(entry.answered.psn_cash_pay)),
+        ("received_at", time(Some(entry.new.received_at_ms))),
+        ("finished_at", time(entry.finished_at_ms())),
         ("resolved_at", time(entry.resolved_at_ms)),
         ("cancelled_by", cancelled_by.map(str::to_owned)),
-        ("platform", nonempty(&entry.region)),
+        ("platform", nonempty(&entry.new.region)),
     ];
     let mut out = String::with_capacity(768);
     out.push('{');
@@ -206,7 +206,7 @@ pub fn settlement_json(entry: &Entry, cancelled_by: Option<&str>) -> String {
         json_option(&mut out, value.as_deref());
     }
     out.push_str(",\"anomalies\":[");
-    for (i, rule) in entry.anomalies.iter().enumerate() {
+    for (i, rule) in entry.answered.anomalies.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }

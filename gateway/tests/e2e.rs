@@ -328,7 +328,7 @@ async fn an_unknown_outcome_is_reversed_by_the_gateway_naming_the_settlements_pe
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(
-        entry.psn_no.as_ref().map(ledger::PsnNo::as_str),
+        entry.new.psn_no.as_ref().map(ledger::PsnNo::as_str),
         Some(psn_no)
     );
 

@@ -209,7 +209,7 @@ async fn settlements_are_shown_to_platforms_and_officers_only() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        entry.psn_no.as_ref().map(ledger::PsnNo::as_str),
+        entry.new.psn_no.as_ref().map(ledger::PsnNo::as_str),
         Some(FIXTURE_PSN_NO)
     );
     assert!(json.get("psn_no").is_none(), "{json}");

@@ -9,7 +9,7 @@
 mod harness;
 
 use harness::*;
-use ledger::{Finish, Key, Ledger, NewEntry, PsnNo, State};
+use ledger::{Answered, Finish, Key, Ledger, NewEntry, PsnNo, Reply, State};
 use std::time::{Duration, Instant};
 
 fn now_ms() -> i64 {
@@ -56,22 +56,26 @@ async fn pending(ledger: &Ledger, name: &str, received_at_ms: i64, psn_no: Optio
 fn finish(state: State, setl_id: Option<&str>) -> Finish {
     Finish {
         state,
-        setl_id: setl_id.map(str::to_owned),
-        mdtrt_id: None,
-        insutype: None,
-        med_type: None,
-        clr_type: None,
-        setl_time_ms: None,
-        medfee_sumamt: None,
-        fund_pay_sumamt: None,
-        acct_pay: None,
-        psn_cash_pay: None,
-        error_code: None,
-        anomalies: Vec::new(),
-        reply_status: if state == State::Done { 200 } else { 504 },
-        reply_media_type: "application/json".into(),
-        reply: b"{}".to_vec(),
-        finished_at_ms: now_ms(),
+        answered: Answered {
+            setl_id: setl_id.map(str::to_owned),
+            mdtrt_id: None,
+            insutype: None,
+            med_type: None,
+            clr_type: None,
+            setl_time_ms: None,
+            medfee_sumamt: None,
+            fund_pay_sumamt: None,
+            acct_pay: None,
+            psn_cash_pay: None,
+            error_code: None,
+            anomalies: Vec::new(),
+        },
+        reply: Reply {
+            status: if state == State::Done { 200 } else { 504 },
+            media_type: "application/json".into(),
+            bytes: b"{}".to_vec(),
+            finished_at_ms: now_ms(),
+        },
     }
 }
 

@@ -488,7 +488,7 @@ async fn check_ledger_against_callers(
         };
         match (&s.got, state) {
             (Got::Settled(id), Some(State::Done | State::Confirmed)) => {
-                let journalled = entry.as_ref().and_then(|e| e.setl_id.clone());
+                let journalled = entry.as_ref().and_then(|e| e.answered.setl_id.clone());
                 if journalled.as_deref() != Some(id) {
                     problems.push(format!(
                         "{}: answered setl_id {id}, journalled {journalled:?}",
@@ -527,7 +527,7 @@ async fn check_ledger_against_callers(
         // A repeat of a done message replays its setl_id, without settling again.
         if state == Some(State::Done) {
             let replay = send(client, &url, settlement(&s.msgid, &s.person)).await;
-            let journalled = entry.as_ref().and_then(|e| e.setl_id.clone());
+            let journalled = entry.as_ref().and_then(|e| e.answered.setl_id.clone());
             match replay {
                 Got::Settled(id) if Some(&id) == journalled.as_ref() => {}
                 other => problems.push(format!(
@@ -648,7 +648,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_settlement_and_leaves_nothing_unr
         unresolved.len(),
         unresolved
             .iter()
-            .map(|e| (&e.key.msgid, e.state))
+            .map(|e| (&e.new.key.msgid, e.state))
             .collect::<Vec<_>>()
     );
 
@@ -937,7 +937,9 @@ async fn two_gateways_on_one_postgres_ledger_settle_each_msgid_once_and_lose_not
         };
         let entry = ledger.by_msgid(BEIJING_HOSPITAL, &mid).await.unwrap();
         if let Some(id) = setl_id {
-            if entry.as_ref().map(|e| (e.state, e.setl_id.clone()))
+            if entry
+                .as_ref()
+                .map(|e| (e.state, e.answered.setl_id.clone()))
                 != Some((State::Done, Some(id.clone())))
             {
                 problems.push(format!("{mid}: both answered {id}, journalled {entry:?}"));
@@ -995,7 +997,7 @@ async fn two_gateways_on_one_postgres_ledger_settle_each_msgid_once_and_lose_not
             let entry = ledger.by_msgid(BEIJING_HOSPITAL, &s.msgid).await.unwrap();
             let ok = entry.as_ref().is_some_and(|e| {
                 matches!(e.state, State::Done | State::Confirmed)
-                    && e.setl_id.as_deref() == Some(id.as_str())
+                    && e.answered.setl_id.as_deref() == Some(id.as_str())
             });
             if !ok {
                 lost.push(format!(

@@ -289,22 +289,26 @@ async fn journal_unevaluated_duplicate(ledger: &ledger::Ledger) {
     };
     let finish = ledger::Finish {
         state: ledger::State::Done,
-        setl_id: event.setl_id.clone(),
-        mdtrt_id: event.mdtrt_id.clone(),
-        insutype: Some("310".into()),
-        med_type: Some("11".into()),
-        clr_type: Some("11".into()),
-        setl_time_ms: Some(now - 10),
-        medfee_sumamt: event.amount,
-        fund_pay_sumamt: None,
-        acct_pay: None,
-        psn_cash_pay: None,
-        error_code: None,
-        anomalies: Vec::new(),
-        reply_status: 200,
-        reply_media_type: "application/json".into(),
-        reply: b"{}".to_vec(),
-        finished_at_ms: now,
+        answered: ledger::Answered {
+            setl_id: event.setl_id.clone(),
+            mdtrt_id: event.mdtrt_id.clone(),
+            insutype: Some("310".into()),
+            med_type: Some("11".into()),
+            clr_type: Some("11".into()),
+            setl_time_ms: Some(now - 10),
+            medfee_sumamt: event.amount,
+            fund_pay_sumamt: None,
+            acct_pay: None,
+            psn_cash_pay: None,
+            error_code: None,
+            anomalies: Vec::new(),
+        },
+        reply: ledger::Reply {
+            status: 200,
+            media_type: "application/json".into(),
+            bytes: b"{}".to_vec(),
+            finished_at_ms: now,
+        },
     };
     ledger
         .finish_observed(&key, finish, Some(ledger::Observed { event, count: None }))

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use ledger::{Begin, Finish, Key, Ledger, Money, NewEntry, PsnNo, State};
+use ledger::{Answered, Begin, Finish, Key, Ledger, Money, NewEntry, PsnNo, Reply, State};
 
 struct Args {
     url: String,
@@ -78,22 +78,26 @@ fn new_entry(caller: &str, msgid: String, now_ms: i64) -> NewEntry {
 fn done(reply: &[u8], now_ms: i64) -> Finish {
     Finish {
         state: State::Done,
-        setl_id: Some(format!("S{now_ms}")),
-        mdtrt_id: Some("M123456789012".into()),
-        insutype: Some("310".into()),
-        med_type: Some("11".into()),
-        clr_type: Some("11".into()),
-        setl_time_ms: Some(now_ms),
-        medfee_sumamt: Money::from_fen(29_620),
-        fund_pay_sumamt: Money::from_fen(20_000),
-        acct_pay: Money::from_fen(5_000),
-        psn_cash_pay: Money::from_fen(4_620),
-        error_code: None,
-        anomalies: Vec::new(),
-        reply_status: 200,
-        reply_media_type: "application/json".into(),
-        reply: reply.to_vec(),
-        finished_at_ms: now_ms,
+        answered: Answered {
+            setl_id: Some(format!("S{now_ms}")),
+            mdtrt_id: Some("M123456789012".into()),
+            insutype: Some("310".into()),
+            med_type: Some("11".into()),
+            clr_type: Some("11".into()),
+            setl_time_ms: Some(now_ms),
+            medfee_sumamt: Money::from_fen(29_620),
+            fund_pay_sumamt: Money::from_fen(20_000),
+            acct_pay: Money::from_fen(5_000),
+            psn_cash_pay: Money::from_fen(4_620),
+            error_code: None,
+            anomalies: Vec::new(),
+        },
+        reply: Reply {
+            status: 200,
+            media_type: "application/json".into(),
+            bytes: reply.to_vec(),
+            finished_at_ms: now_ms,
+        },
     }
 }
 

@@ -2,8 +2,8 @@
 
 use crate::sql::{Kind, COLUMNS, REFUSAL_COLUMNS};
 use crate::{
-    Entry, Finish, Key, LedgerError, Money, NewEntry, PsnNo, RecordedRefusal, Refusal, State,
-    PSN_NO_MAX_CHARS,
+    Answered, Entry, Finish, Key, LedgerError, Money, NewEntry, PsnNo, RecordedRefusal, Refusal,
+    Reply, State, PSN_NO_MAX_CHARS,
 };
 
 /// The longest id, code or digest stored, in bytes.
@@ -165,42 +165,46 @@ fn rule_name(name: &str) -> Result<(), LedgerError> {
 
 /// Checks what `finish` writes.
 pub(crate) fn finish(finish: Finish) -> Result<FinishRow, LedgerError> {
-    if !finish.state.is_finish() {
+    let Finish {
+        state,
+        answered,
+        reply,
+    } = finish;
+    if !state.is_finish() {
         return Err(LedgerError::Conflict(format!(
-            "finish to {}: only done, refused or unknown",
-            finish.state
+            "finish to {state}: only done, refused or unknown"
         )));
     }
-    optional_text("setl_id", finish.setl_id.as_deref())?;
-    optional_text("mdtrt_id", finish.mdtrt_id.as_deref())?;
-    optional_text("insutype", finish.insutype.as_deref())?;
-    optional_text("med_type", finish.med_type.as_deref())?;
-    optional_text("clr_type", finish.clr_type.as_deref())?;
-    for name in &finish.anomalies {
+    optional_text("setl_id", answered.setl_id.as_deref())?;
+    optional_text("mdtrt_id", answered.mdtrt_id.as_deref())?;
+    optional_text("insutype", answered.insutype.as_deref())?;
+    optional_text("med_type", answered.med_type.as_deref())?;
+    optional_text("clr_type", answered.clr_type.as_deref())?;
+    for name in &answered.anomalies {
         rule_name(name)?;
     }
-    text("reply_media_type", &finish.reply_media_type, false)?;
-    if finish.reply.len() > MAX_REPLY {
+    text("reply_media_type", &reply.media_type, false)?;
+    if reply.bytes.len() > MAX_REPLY {
         return Err(invalid(format!("reply is larger than {MAX_REPLY} bytes")));
     }
     Ok(FinishRow {
-        state: finish.state,
-        medfee_sumamt: fen("medfee_sumamt", finish.medfee_sumamt)?,
-        fund_pay_sumamt: fen("fund_pay_sumamt", finish.fund_pay_sumamt)?,
-        acct_pay: fen("acct_pay", finish.acct_pay)?,
-        psn_cash_pay: fen("psn_cash_pay", finish.psn_cash_pay)?,
-        setl_id: finish.setl_id,
-        mdtrt_id: finish.mdtrt_id,
-        insutype: finish.insutype,
-        med_type: finish.med_type,
-        clr_type: finish.clr_type,
-        setl_time_ms: finish.setl_time_ms,
-        error_code: finish.error_code.map(i64::from),
-        anomalies: finish.anomalies.join(","),
-        reply_status: i64::from(finish.reply_status),
-        reply_media_type: finish.reply_media_type,
-        reply_hex: contracts::hex::encode(&finish.reply),
-        finished_at_ms: finish.finished_at_ms,
+        state,
+        medfee_sumamt: fen("medfee_sumamt", answered.medfee_sumamt)?,
+        fund_pay_sumamt: fen("fund_pay_sumamt", answered.fund_pay_sumamt)?,
+        acct_pay: fen("acct_pay", answered.acct_pay)?,
+        psn_cash_pay: fen("psn_cash_pay", answered.psn_cash_pay)?,
+        setl_id: answered.setl_id,
+        mdtrt_id: answered.mdtrt_id,
+        insutype: answered.insutype,
+        med_type: answered.med_type,
+        clr_type: answered.clr_type,
+        setl_time_ms: answered.setl_time_ms,
+        error_code: answered.error_code.map(i64::from),
+        anomalies: answered.anomalies.join(","),
+        reply_status: i64::from(reply.status),
+        reply_media_type: reply.media_type,
+        reply_hex: contracts::hex::encode(&reply.bytes),
+        finished_at_ms: reply.finished_at_ms,
         feed: Vec::new(),
     })
 }
@@ -400,35 +404,45 @@ pub(crate) fn entry(values: Vec<Raw>) -> Result<Entry, LedgerError> {
         return Err(row.corrupt("resolved_at_ms", "does not match the state"));
     }
 
+    let reply = match (reply_status, reply_media_type, reply, finished_at_ms) {
+        (Some(status), Some(media_type), Some(bytes), Some(finished_at_ms)) => Some(Reply {
+            status,
+            media_type,
+            bytes,
+            finished_at_ms,
+        }),
+        _ => None,
+    };
     Ok(Entry {
-        key,
-        infno,
-        institution,
-        insured,
-        treatment,
-        region,
-        digest,
-        original_msgid,
-        cancels_setl_id,
-        psn_no,
-        received_at_ms,
+        new: NewEntry {
+            key,
+            infno,
+            institution,
+            insured,
+            treatment,
+            region,
+            digest,
+            original_msgid,
+            cancels_setl_id,
+            psn_no,
+            received_at_ms,
+        },
         state,
-        setl_id,
-        mdtrt_id,
-        insutype,
-        med_type,
-        clr_type,
-        setl_time_ms,
-        medfee_sumamt,
-        fund_pay_sumamt,
-        acct_pay,
-        psn_cash_pay,
-        error_code,
-        anomalies,
-        reply_status,
-        reply_media_type,
+        answered: Answered {
+            setl_id,
+            mdtrt_id,
+            insutype,
+            med_type,
+            clr_type,
+            setl_time_ms,
+            medfee_sumamt,
+            fund_pay_sumamt,
+            acct_pay,
+            psn_cash_pay,
+            error_code,
+            anomalies,
+        },
         reply,
-        finished_at_ms,
         resolved_at_ms,
         attempts,
     })
@@ -595,7 +609,7 @@ mod tests {
         let entry = entry(values).unwrap();
         assert_eq!(entry.state, State::Pending);
         assert_eq!(entry.attempts, 0);
-        assert_eq!(entry.psn_no, None);
+        assert_eq!(entry.new.psn_no, None);
     }
 
     #[test]

@@ -85,7 +85,7 @@
 //! # The person number
 //!
 //! Migration 5 adds the request's `psn_no` to the journal ([`NewEntry::psn_no`],
-//! [`Entry::psn_no`]): the platform's own, pseudonymous person number (not an
+//! read back in [`Entry::new`]): the platform's own, pseudonymous person number (not an
 //! ID number, not a name), which the gateway's own 2601 must carry to reverse
 //! a call whose outcome is unknown. It is a [`PsnNo`], checked when made (1 to
 //! [`PSN_NO_MAX_CHARS`] characters, no control characters) and again when
@@ -295,7 +295,8 @@ pub struct NewEntry {
     /// For a cancel (2208, 2305, 2103): the `setl_id` cancelled.
     pub cancels_setl_id: Option<String>,
     /// The person the request names (`psn_no`), when it names one: what the
-    /// gateway's own 2601 carries if it must reverse the call.
+    /// gateway's own 2601 carries if it must reverse the call. Read back as
+    /// `None` also for an entry journalled before migration 5.
     pub psn_no: Option<PsnNo>,
     /// When the gateway received the call, Unix milliseconds.
     pub received_at_ms: i64,
@@ -306,6 +307,16 @@ pub struct NewEntry {
 pub struct Finish {
     /// [`State::Done`], [`State::Refused`] or [`State::Unknown`].
     pub state: State,
+    /// What the answer said.
+    pub answered: Answered,
+    /// What went back to the hospital.
+    pub reply: Reply,
+}
+
+/// What a call's answer said: the settlement it named, or the error the
+/// call was refused with, and the balance rules the answer broke.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answered {
     /// The platform's settlement id.
     pub setl_id: Option<String>,
     /// The visit id.
@@ -328,14 +339,20 @@ pub struct Finish {
     pub psn_cash_pay: Option<Money>,
     /// The gateway's or platform's error code on refusal.
     pub error_code: Option<u16>,
-    /// Names of the balance rules the platform's answer broke.
+    /// Names of the balance rules the platform's answer broke (empty when
+    /// none, and before the entry is finished).
     pub anomalies: Vec<String>,
+}
+
+/// What went back to the hospital, replayed to repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
     /// The HTTP status answered.
-    pub reply_status: u16,
+    pub status: u16,
     /// The media type answered.
-    pub reply_media_type: String,
-    /// The bytes answered (personal data already stripped), replayed to repeats.
-    pub reply: Vec<u8>,
+    pub media_type: String,
+    /// The bytes answered (personal data already stripped).
+    pub bytes: Vec<u8>,
     /// When the entry was finished, Unix milliseconds.
     pub finished_at_ms: i64,
 }
@@ -343,68 +360,26 @@ pub struct Finish {
 /// One journal entry as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The idempotency key.
-    pub key: Key,
-    /// The transaction number, 4 digits.
-    pub infno: String,
-    /// The institution's code.
-    pub institution: String,
-    /// The insured region.
-    pub insured: String,
-    /// The treatment region.
-    pub treatment: String,
-    /// The platform the call was routed to.
-    pub region: String,
-    /// Hex digest of the request body.
-    pub digest: String,
-    /// For a reversal: the `omsgid` it reverses.
-    pub original_msgid: Option<String>,
-    /// For a cancel: the `setl_id` cancelled.
-    pub cancels_setl_id: Option<String>,
-    /// The person the request named; `None` when it named none, or when the
-    /// entry was journalled before migration 5.
-    pub psn_no: Option<PsnNo>,
-    /// When the gateway received the call, Unix milliseconds.
-    pub received_at_ms: i64,
+    /// What was journalled when the call came in.
+    pub new: NewEntry,
     /// The current state.
     pub state: State,
-    /// The platform's settlement id.
-    pub setl_id: Option<String>,
-    /// The visit id.
-    pub mdtrt_id: Option<String>,
-    /// Insurance type.
-    pub insutype: Option<String>,
-    /// Kind of care.
-    pub med_type: Option<String>,
-    /// Clearing type.
-    pub clr_type: Option<String>,
-    /// Settlement time, Unix milliseconds.
-    pub setl_time_ms: Option<i64>,
-    /// Total medical fees.
-    pub medfee_sumamt: Option<Money>,
-    /// The funds' share.
-    pub fund_pay_sumamt: Option<Money>,
-    /// Paid from the personal account.
-    pub acct_pay: Option<Money>,
-    /// Paid in cash.
-    pub psn_cash_pay: Option<Money>,
-    /// Error code on refusal.
-    pub error_code: Option<u16>,
-    /// Balance rules the answer broke (empty when none or not finished).
-    pub anomalies: Vec<String>,
-    /// The HTTP status answered; `None` until finished.
-    pub reply_status: Option<u16>,
-    /// The media type answered; `None` until finished.
-    pub reply_media_type: Option<String>,
-    /// The bytes answered; `None` until finished (also for an entry resolved
+    /// What the answer said (empty until finished).
+    pub answered: Answered,
+    /// What went back to the hospital; `None` until finished (also for an entry resolved
     /// straight from pending after a crash).
-    pub reply: Option<Vec<u8>>,
-    /// When the entry was finished; `None` until finished.
-    pub finished_at_ms: Option<i64>,
+    pub reply: Option<Reply>,
     /// When the entry was resolved (reversed or confirmed); `None` before.
     pub resolved_at_ms: Option<i64>,
     /// How many resolution attempts were counted by [`Ledger::note_attempt`].
     pub attempts: u32,
+}
+
+impl Entry {
+    /// When the entry was finished; `None` until finished.
+    pub fn finished_at_ms(&self) -> Option<i64> {
+        self.reply.as_ref().map(|reply| reply.finished_at_ms)
+    }
 }
 
 /// A message the gateway refused before forwarding it, as journalled by

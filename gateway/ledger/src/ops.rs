@@ -283,7 +283,7 @@ pub(crate) fn key_params(key: &Key) -> Vec<Val<'_>> {
 
 /// The answer to `begin` when the key was already there.
 pub(crate) fn begin_existing(existing: Entry, digest: &str) -> Begin {
-    if existing.digest != digest {
+    if existing.new.digest != digest {
         Begin::Reused
     } else if existing.state == State::Pending {
         Begin::InFlight
@@ -319,11 +319,10 @@ pub(crate) fn after_miss(
         }
         (Op::Finish(key, row), Some(existing)) => {
             let identical = existing.state == row.state
-                && existing.finished_at_ms == Some(row.finished_at_ms)
-                && existing
-                    .reply
-                    .as_deref()
-                    .is_some_and(|reply| contracts::hex::encode(reply) == row.reply_hex);
+                && existing.reply.as_ref().is_some_and(|reply| {
+                    reply.finished_at_ms == row.finished_at_ms
+                        && contracts::hex::encode(&reply.bytes) == row.reply_hex
+                });
             if identical {
                 Ok(Outcome::Unit)
             } else {

@@ -72,8 +72,8 @@ fn crash_then_recover(url: &str) {
             .await
             .unwrap()
             .into_iter()
-            .filter(|e| e.key.caller == caller)
-            .map(|e| e.key.msgid)
+            .filter(|e| e.new.key.caller == caller)
+            .map(|e| e.new.key.msgid)
             .collect();
         let expected: Vec<String> = (20..40).map(|i| format!("m{i:02}")).collect();
         assert_eq!(unresolved, expected);

@@ -10,7 +10,9 @@ mod common;
 use std::collections::HashMap;
 
 use common::{entry, finish, money, raw_exec, raw_i64, unique};
-use ledger::{Begin, Entry, Finish, Key, Ledger, LedgerError, Money, PsnNo, State};
+use ledger::{
+    Answered, Begin, Entry, Finish, Key, Ledger, LedgerError, Money, PsnNo, Reply, State,
+};
 
 both!(
     transitions_allowed,
@@ -52,12 +54,12 @@ async fn transitions_allowed(url: &str) {
         let pending = get(&ledger, &key).await;
         assert_eq!(pending.state, State::Pending);
         assert_eq!(pending.reply, None);
-        assert_eq!(pending.finished_at_ms, None);
+        assert_eq!(pending.reply, None);
         ledger.finish(&key, finish(state, 2_000)).await.unwrap();
         let finished = get(&ledger, &key).await;
         assert_eq!(finished.state, state);
         assert_eq!(finished.reply, Some(finish(state, 2_000).reply));
-        assert_eq!(finished.finished_at_ms, Some(2_000));
+        assert_eq!(finished.reply.map(|r| r.finished_at_ms), Some(2_000));
         assert_eq!(finished.resolved_at_ms, None);
     }
 
@@ -89,7 +91,7 @@ async fn transitions_allowed(url: &str) {
             .await
             .unwrap()
             .iter()
-            .all(|e| e.key != key));
+            .all(|e| e.new.key != key));
     }
 }
 
@@ -135,7 +137,7 @@ async fn transitions_refused(url: &str) {
             assert!(is_conflict(ledger.finish(&key, finish(other, 11)).await));
         }
         let mut changed_reply = finish(state, 10);
-        changed_reply.reply = b"other".to_vec();
+        changed_reply.reply.bytes = b"other".to_vec();
         assert!(is_conflict(ledger.finish(&key, changed_reply).await));
         assert_eq!(get(&ledger, &key).await, before);
     }
@@ -205,55 +207,35 @@ async fn round_trip_every_field(url: &str) {
 
     let done = Finish {
         state: State::Done,
-        setl_id: Some("S1".into()),
-        mdtrt_id: None,
-        insutype: Some("390".into()),
-        med_type: Some("14".into()),
-        clr_type: None,
-        setl_time_ms: Some(i64::MAX),
-        medfee_sumamt: money(Money::MAX_ABS_FEN),
-        fund_pay_sumamt: money(-Money::MAX_ABS_FEN),
-        acct_pay: money(0),
-        psn_cash_pay: None,
-        error_code: Some(u16::MAX),
-        anomalies: vec!["medfee_balance".into(), "psn_part".into()],
-        reply_status: 599,
-        reply_media_type: "application/json; charset=utf-8".into(),
-        reply: (0..=255u8).chain(0..=255u8).collect(),
-        finished_at_ms: 42,
+        answered: Answered {
+            setl_id: Some("S1".into()),
+            mdtrt_id: None,
+            insutype: Some("390".into()),
+            med_type: Some("14".into()),
+            clr_type: None,
+            setl_time_ms: Some(i64::MAX),
+            medfee_sumamt: money(Money::MAX_ABS_FEN),
+            fund_pay_sumamt: money(-Money::MAX_ABS_FEN),
+            acct_pay: money(0),
+            psn_cash_pay: None,
+            error_code: Some(u16::MAX),
+            anomalies: vec!["medfee_balance".into(), "psn_part".into()],
+        },
+        reply: Reply {
+            status: 599,
+            media_type: "application/json; charset=utf-8".into(),
+            bytes: (0..=255u8).chain(0..=255u8).collect(),
+            finished_at_ms: 42,
+        },
     };
     ledger.finish(&key, done.clone()).await.unwrap();
     ledger.note_attempt(&key).await.unwrap();
 
     let expected = Entry {
-        key: key.clone(),
-        infno: new.infno,
-        institution: new.institution,
-        insured: new.insured,
-        treatment: new.treatment,
-        region: new.region,
-        digest: new.digest,
-        original_msgid: new.original_msgid,
-        cancels_setl_id: new.cancels_setl_id,
-        psn_no: new.psn_no,
-        received_at_ms: new.received_at_ms,
+        new,
         state: State::Done,
-        setl_id: done.setl_id,
-        mdtrt_id: done.mdtrt_id,
-        insutype: done.insutype,
-        med_type: done.med_type,
-        clr_type: done.clr_type,
-        setl_time_ms: done.setl_time_ms,
-        medfee_sumamt: done.medfee_sumamt,
-        fund_pay_sumamt: done.fund_pay_sumamt,
-        acct_pay: done.acct_pay,
-        psn_cash_pay: done.psn_cash_pay,
-        error_code: done.error_code,
-        anomalies: done.anomalies,
-        reply_status: Some(done.reply_status),
-        reply_media_type: Some(done.reply_media_type),
+        answered: done.answered,
         reply: Some(done.reply),
-        finished_at_ms: Some(done.finished_at_ms),
         resolved_at_ms: None,
         attempts: 1,
     };
@@ -267,20 +249,23 @@ async fn round_trip_every_field(url: &str) {
     let second = entry(&caller, "empty", 5);
     ledger.begin(second.clone()).await.unwrap();
     let mut empty = finish(State::Refused, 6);
-    empty.reply = Vec::new();
-    empty.reply_media_type = String::new();
-    empty.error_code = Some(0);
+    empty.reply.bytes = Vec::new();
+    empty.reply.media_type = String::new();
+    empty.answered.error_code = Some(0);
     ledger.finish(&second.key, empty).await.unwrap();
     let read = get(&ledger, &second.key).await;
-    assert_eq!(read.reply, Some(Vec::new()));
-    assert_eq!(read.anomalies, Vec::<String>::new());
-    assert_eq!(read.reply_media_type, Some(String::new()));
+    assert_eq!(
+        read.reply.as_ref().map(|r| r.bytes.as_slice()),
+        Some(&[][..])
+    );
+    assert_eq!(read.answered.anomalies, Vec::<String>::new());
+    assert_eq!(read.reply.map(|r| r.media_type), Some(String::new()));
 
     // A message that names no person journals none.
     let mut nobody = entry(&caller, "nobody", 7);
     nobody.psn_no = None;
     ledger.begin(nobody.clone()).await.unwrap();
-    assert_eq!(get(&ledger, &nobody.key).await.psn_no, None);
+    assert_eq!(get(&ledger, &nobody.key).await.new.psn_no, None);
 }
 
 async fn concurrent_repeats_are_idempotent(url: &str) {
@@ -320,7 +305,7 @@ async fn concurrent_repeats_are_idempotent(url: &str) {
     for task in tasks {
         match task.await.unwrap() {
             Begin::Finished(found) => {
-                assert_eq!(found.reply.as_deref(), Some(done.reply.as_slice()));
+                assert_eq!(found.reply.as_ref(), Some(&done.reply));
                 assert_eq!(found, stored);
             }
             other => panic!("unexpected {other:?}"),
@@ -348,7 +333,7 @@ async fn reused_key_with_other_digest(url: &str) {
         Begin::Finished(_)
     ));
     // The stored entry keeps the first digest.
-    assert_eq!(get(&ledger, &first.key).await.digest, first.digest);
+    assert_eq!(get(&ledger, &first.key).await.new.digest, first.digest);
 }
 
 async fn unresolved_survive_a_dropped_ledger(url: &str) {
@@ -385,8 +370,8 @@ async fn unresolved_survive_a_dropped_ledger(url: &str) {
     let unresolved = ledger.unresolved().await.unwrap();
     let found: Vec<(String, State)> = unresolved
         .iter()
-        .filter(|e| e.key.caller == caller)
-        .map(|e| (e.key.msgid.clone(), e.state))
+        .filter(|e| e.new.key.caller == caller)
+        .map(|e| (e.new.key.msgid.clone(), e.state))
         .collect();
     assert_eq!(
         found,
@@ -414,7 +399,7 @@ async fn unresolved_survive_a_dropped_ledger(url: &str) {
         .await
         .unwrap()
         .iter()
-        .all(|e| e.key.caller != caller));
+        .all(|e| e.new.key.caller != caller));
 }
 
 async fn group_commit_batches(url: &str) {
@@ -533,7 +518,7 @@ async fn lookups(url: &str) {
     }
     let setl = unique("SETL");
     let mut settled = finish(State::Done, base + 200);
-    settled.setl_id = Some(setl.clone());
+    settled.answered.setl_id = Some(setl.clone());
     ledger
         .finish(&Key::new(caller.clone(), "c"), settled.clone())
         .await
@@ -545,7 +530,7 @@ async fn lookups(url: &str) {
 
     // The earliest received entry carrying the settlement id.
     let found = ledger.by_setl_id(&setl).await.unwrap().unwrap();
-    assert_eq!(found.key.msgid, "c");
+    assert_eq!(found.new.key.msgid, "c");
     assert_eq!(ledger.by_setl_id("no-such-setl").await.unwrap(), None);
     assert_eq!(
         ledger
@@ -553,6 +538,7 @@ async fn lookups(url: &str) {
             .await
             .unwrap()
             .unwrap()
+            .new
             .key
             .msgid,
         "a"
@@ -566,8 +552,8 @@ async fn lookups(url: &str) {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.key.caller == caller)
-        .map(|e| e.key.msgid)
+        .filter(|e| e.new.key.caller == caller)
+        .map(|e| e.new.key.msgid)
         .collect();
     assert_eq!(day, ["a", "b", "c"]);
     let next: Vec<String> = ledger
@@ -575,7 +561,7 @@ async fn lookups(url: &str) {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.key.msgid)
+        .map(|e| e.new.key.msgid)
         .collect();
     assert_eq!(next, ["d"]);
     assert!(ledger.day(base + 101, base + 100).await.unwrap().is_empty());
@@ -650,14 +636,14 @@ async fn invalid_input_is_refused_before_writing(url: &str) {
     let mut bad_finishes = Vec::new();
     for anomaly in ["", "a,b", "with space", &"x".repeat(65)] {
         let mut bad = finish(State::Done, 2);
-        bad.anomalies = vec!["fine".into(), anomaly.to_string()];
+        bad.answered.anomalies = vec!["fine".into(), anomaly.to_string()];
         bad_finishes.push(bad);
     }
     let mut bad = finish(State::Done, 2);
-    bad.reply_media_type = "text/plain\r\nX: y".into();
+    bad.reply.media_type = "text/plain\r\nX: y".into();
     bad_finishes.push(bad);
     let mut bad = finish(State::Done, 2);
-    bad.setl_id = Some(String::new());
+    bad.answered.setl_id = Some(String::new());
     bad_finishes.push(bad);
     for bad in bad_finishes {
         assert!(matches!(

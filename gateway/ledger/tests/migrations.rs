@@ -101,8 +101,8 @@ async fn a_version_4_database_is_migrated_and_its_rows_stay_valid(url: &str) {
     let unresolved = ledger.unresolved().await.unwrap();
     let old: Vec<(&str, State, bool)> = unresolved
         .iter()
-        .filter(|e| e.key.caller == caller)
-        .map(|e| (e.key.msgid.as_str(), e.state, e.psn_no.is_none()))
+        .filter(|e| e.new.key.caller == caller)
+        .map(|e| (e.new.key.msgid.as_str(), e.state, e.new.psn_no.is_none()))
         .collect();
     assert_eq!(
         old,
@@ -117,7 +117,7 @@ async fn a_version_4_database_is_migrated_and_its_rows_stay_valid(url: &str) {
         .unwrap()
         .unwrap();
     assert_eq!(unknown.attempts, 2);
-    assert_eq!(unknown.reply.as_deref(), Some(b"{}".as_slice()));
+    assert_eq!(unknown.reply.map(|r| r.bytes), Some(b"{}".to_vec()));
     // And they go on through their lifecycle.
     let pending = Key::new(caller.clone(), "old-pending");
     ledger
@@ -125,19 +125,22 @@ async fn a_version_4_database_is_migrated_and_its_rows_stay_valid(url: &str) {
         .await
         .unwrap();
     ledger
-        .resolve(&unknown.key, State::Reversed, 40)
+        .resolve(&unknown.new.key, State::Reversed, 40)
         .await
         .unwrap();
-    assert_eq!(ledger.get(&pending).await.unwrap().unwrap().psn_no, None);
+    assert_eq!(
+        ledger.get(&pending).await.unwrap().unwrap().new.psn_no,
+        None
+    );
 
     // A new row keeps its person number.
     let mut new = entry(&caller, "new", 50);
     new.psn_no = Some(PsnNo::new("13000000000012345678").unwrap());
     assert_eq!(ledger.begin(new.clone()).await.unwrap(), Begin::Fresh);
     let read = ledger.get(&new.key).await.unwrap().unwrap();
-    assert_eq!(read.psn_no, new.psn_no);
+    assert_eq!(read.new.psn_no, new.psn_no);
     assert_eq!(
-        read.psn_no.as_ref().map(PsnNo::as_str),
+        read.new.psn_no.as_ref().map(PsnNo::as_str),
         Some("13000000000012345678")
     );
     drop(ledger);
@@ -149,7 +152,7 @@ async fn a_version_4_database_is_migrated_and_its_rows_stay_valid(url: &str) {
         ledger::SCHEMA_VERSION
     );
     assert_eq!(
-        again.get(&new.key).await.unwrap().unwrap().psn_no,
+        again.get(&new.key).await.unwrap().unwrap().new.psn_no,
         new.psn_no
     );
 }

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{entry, finish, unique};
-use ledger::{Begin, Finish, Key, Ledger, LedgerError, Money, State};
+use ledger::{Answered, Begin, Finish, Key, Ledger, LedgerError, Money, Reply, State};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -133,7 +133,7 @@ fn expect(model: &mut HashMap<u8, Model>, action: &Action) -> Seen {
 fn finish_of(state: State, variant: bool) -> Finish {
     let mut f = finish(state, if variant { 20 } else { 10 });
     if variant {
-        f.reply = b"variant".to_vec();
+        f.reply.bytes = b"variant".to_vec();
     }
     f
 }
@@ -217,7 +217,7 @@ trait DigestMarker {
 
 impl DigestMarker for ledger::Entry {
     fn other_digest_marker(&self) -> bool {
-        self.digest == "ffff"
+        self.new.digest == "ffff"
     }
 }
 
@@ -289,40 +289,45 @@ fn sqlite_round_trips_random_entries() {
                 ledger.begin(new.clone()).await.unwrap();
                 let written = Finish {
                     state: State::Done,
-                    setl_id: texts.0,
-                    mdtrt_id: texts.1,
-                    insutype: None,
-                    med_type: texts.2,
-                    clr_type: Some("21".into()),
-                    setl_time_ms: texts.3,
-                    medfee_sumamt: amounts.0,
-                    fund_pay_sumamt: amounts.1,
-                    acct_pay: amounts.2,
-                    psn_cash_pay: amounts.3,
-                    error_code: tail.0,
-                    anomalies: tail.1,
-                    reply_status: tail.2,
-                    reply_media_type: "application/xml;charset=GBK".into(),
-                    reply: tail.3,
-                    finished_at_ms: tail.4,
+                    answered: Answered {
+                        setl_id: texts.0,
+                        mdtrt_id: texts.1,
+                        insutype: None,
+                        med_type: texts.2,
+                        clr_type: Some("21".into()),
+                        setl_time_ms: texts.3,
+                        medfee_sumamt: amounts.0,
+                        fund_pay_sumamt: amounts.1,
+                        acct_pay: amounts.2,
+                        psn_cash_pay: amounts.3,
+                        error_code: tail.0,
+                        anomalies: tail.1,
+                    },
+                    reply: Reply {
+                        status: tail.2,
+                        media_type: "application/xml;charset=GBK".into(),
+                        bytes: tail.3,
+                        finished_at_ms: tail.4,
+                    },
                 };
                 ledger.finish(&new.key, written.clone()).await.unwrap();
                 let read = ledger.get(&new.key).await.unwrap().unwrap();
-                prop_assert_eq!(read.received_at_ms, new.received_at_ms);
-                prop_assert_eq!(&read.psn_no, &new.psn_no);
-                prop_assert_eq!(&read.setl_id, &written.setl_id);
-                prop_assert_eq!(&read.mdtrt_id, &written.mdtrt_id);
-                prop_assert_eq!(&read.med_type, &written.med_type);
-                prop_assert_eq!(read.setl_time_ms, written.setl_time_ms);
-                prop_assert_eq!(read.medfee_sumamt, written.medfee_sumamt);
-                prop_assert_eq!(read.fund_pay_sumamt, written.fund_pay_sumamt);
-                prop_assert_eq!(read.acct_pay, written.acct_pay);
-                prop_assert_eq!(read.psn_cash_pay, written.psn_cash_pay);
-                prop_assert_eq!(read.error_code, written.error_code);
-                prop_assert_eq!(&read.anomalies, &written.anomalies);
-                prop_assert_eq!(read.reply_status, Some(written.reply_status));
-                prop_assert_eq!(read.reply.as_deref(), Some(written.reply.as_slice()));
-                prop_assert_eq!(read.finished_at_ms, Some(written.finished_at_ms));
+                prop_assert_eq!(read.new.received_at_ms, new.received_at_ms);
+                prop_assert_eq!(&read.new.psn_no, &new.psn_no);
+                prop_assert_eq!(&read.answered.setl_id, &written.answered.setl_id);
+                prop_assert_eq!(&read.answered.mdtrt_id, &written.answered.mdtrt_id);
+                prop_assert_eq!(&read.answered.med_type, &written.answered.med_type);
+                prop_assert_eq!(read.answered.setl_time_ms, written.answered.setl_time_ms);
+                prop_assert_eq!(read.answered.medfee_sumamt, written.answered.medfee_sumamt);
+                prop_assert_eq!(
+                    read.answered.fund_pay_sumamt,
+                    written.answered.fund_pay_sumamt
+                );
+                prop_assert_eq!(read.answered.acct_pay, written.answered.acct_pay);
+                prop_assert_eq!(read.answered.psn_cash_pay, written.answered.psn_cash_pay);
+                prop_assert_eq!(read.answered.error_code, written.answered.error_code);
+                prop_assert_eq!(&read.answered.anomalies, &written.answered.anomalies);
+                prop_assert_eq!(read.reply, Some(written.reply));
                 Ok(())
             })
         })

@@ -151,7 +151,7 @@ async fn server_lost_and_back_reconnects_by_itself() {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.key.msgid)
+        .map(|e| e.new.key.msgid)
         .collect();
     assert_eq!(unresolved, ["while-down", "while-hung"]);
 }

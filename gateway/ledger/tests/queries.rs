@@ -291,8 +291,8 @@ async fn touching_selects_by_any_of_three_times(url: &str) {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.key.caller == caller)
-        .map(|e| e.key.msgid)
+        .filter(|e| e.new.key.caller == caller)
+        .map(|e| e.new.key.msgid)
         .collect();
     // Ordered by reception time.
     assert_eq!(
@@ -310,8 +310,8 @@ async fn touching_selects_by_any_of_three_times(url: &str) {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.key.caller == caller)
-        .map(|e| e.key.msgid)
+        .filter(|e| e.new.key.caller == caller)
+        .map(|e| e.new.key.msgid)
         .collect();
     assert_eq!(day, ["received-in", "received-last-ms"]);
 }
@@ -345,7 +345,7 @@ async fn cancels_of_a_settlement(url: &str) {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| (e.key.msgid, e.state))
+        .map(|e| (e.new.key.msgid, e.state))
         .collect();
     assert_eq!(
         got,

@@ -63,7 +63,7 @@ impl Drop for Tmpfs {
 
 fn big_finish(at: i64) -> ledger::Finish {
     let mut done = finish(State::Done, at);
-    done.reply = vec![0x5a; 16 * 1024];
+    done.reply.bytes = vec![0x5a; 16 * 1024];
     done
 }
 

@@ -209,7 +209,7 @@ async fn verdicts(
             .by_setl_id(&setl_id)
             .await
             .map_err(|e| ledger_down(&e))?
-            .filter(|e| Admdvs::parse(&e.insured).is_ok_and(|r| r.within(region)))
+            .filter(|e| Admdvs::parse(&e.new.insured).is_ok_and(|r| r.within(region)))
             .ok_or_else(|| {
                 Refusal::new(
                     ErrorCode::NotFound,
@@ -217,8 +217,9 @@ async fn verdicts(
                 )
             })?;
         let day = entry
+            .answered
             .setl_time_ms
-            .or(entry.finished_at_ms)
+            .or(entry.finished_at_ms())
             .and_then(DateTime::from_unix_millis)
             .map(DateTime::date)
             .ok_or_else(|| {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ledger::{Finish, Key, Money, NewEntry, PsnNo, State};
+use ledger::{Answered, Finish, Key, Money, NewEntry, PsnNo, Reply, State};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
@@ -228,22 +228,26 @@ pub fn money(fen: i64) -> Option<Money> {
 pub fn finish(state: State, finished_at_ms: i64) -> Finish {
     Finish {
         state,
-        setl_id: Some(format!("S{finished_at_ms}")),
-        mdtrt_id: Some("M123456789".into()),
-        insutype: Some("310".into()),
-        med_type: Some("21".into()),
-        clr_type: Some("21".into()),
-        setl_time_ms: Some(finished_at_ms - 5),
-        medfee_sumamt: money(120_000),
-        fund_pay_sumamt: money(90_000),
-        acct_pay: money(10_000),
-        psn_cash_pay: money(20_000),
-        error_code: None,
-        anomalies: Vec::new(),
-        reply_status: 200,
-        reply_media_type: "application/json".into(),
-        reply: format!("{{\"infcode\":0,\"state\":\"{state}\"}}").into_bytes(),
-        finished_at_ms,
+        answered: Answered {
+            setl_id: Some(format!("S{finished_at_ms}")),
+            mdtrt_id: Some("M123456789".into()),
+            insutype: Some("310".into()),
+            med_type: Some("21".into()),
+            clr_type: Some("21".into()),
+            setl_time_ms: Some(finished_at_ms - 5),
+            medfee_sumamt: money(120_000),
+            fund_pay_sumamt: money(90_000),
+            acct_pay: money(10_000),
+            psn_cash_pay: money(20_000),
+            error_code: None,
+            anomalies: Vec::new(),
+        },
+        reply: Reply {
+            status: 200,
+            media_type: "application/json".into(),
+            bytes: format!("{{\"infcode\":0,\"state\":\"{state}\"}}").into_bytes(),
+            finished_at_ms,
+        },
     }
 }
 
