@@ -366,8 +366,8 @@ pub struct Entry {
     pub state: State,
     /// What the answer said (empty until finished).
     pub answered: Answered,
-    /// What went back to the hospital; `None` until finished (also for an entry resolved
-    /// straight from pending after a crash).
+    /// What went back to the hospital; `None` until finished (also for an
+    /// entry resolved straight from pending after a crash).
     pub reply: Option<Reply>,
     /// When the entry was resolved (reversed or confirmed); `None` before.
     pub resolved_at_ms: Option<i64>,
