@@ -383,17 +383,23 @@ pub(crate) fn entry(values: Vec<Raw>) -> Result<Entry, LedgerError> {
         Some(list) => list.split(',').map(str::to_owned).collect(),
     };
 
-    let finished = [
-        reply_status.is_some(),
-        reply_media_type.is_some(),
-        reply.is_some(),
-        finished_at_ms.is_some(),
-        anomalies_text.is_some(),
-    ];
-    let has_finish = finished.iter().all(|&set| set);
-    if !has_finish && finished.iter().any(|&set| set) {
-        return Err(row.corrupt("reply_*", "are partly set"));
-    }
+    // The reply's columns and the anomalies are written together, by the
+    // finish: all of them or none.
+    let reply = match (reply_status, reply_media_type, reply, finished_at_ms) {
+        (Some(status), Some(media_type), Some(bytes), Some(finished_at_ms))
+            if anomalies_text.is_some() =>
+        {
+            Some(Reply {
+                status,
+                media_type,
+                bytes,
+                finished_at_ms,
+            })
+        }
+        (None, None, None, None) if anomalies_text.is_none() => None,
+        _ => return Err(row.corrupt("reply_*", "are partly set")),
+    };
+    let has_finish = reply.is_some();
     if state.is_finish() && !has_finish {
         return Err(row.corrupt("state", "is finished but the reply is missing"));
     }
@@ -404,15 +410,6 @@ pub(crate) fn entry(values: Vec<Raw>) -> Result<Entry, LedgerError> {
         return Err(row.corrupt("resolved_at_ms", "does not match the state"));
     }
 
-    let reply = match (reply_status, reply_media_type, reply, finished_at_ms) {
-        (Some(status), Some(media_type), Some(bytes), Some(finished_at_ms)) => Some(Reply {
-            status,
-            media_type,
-            bytes,
-            finished_at_ms,
-        }),
-        _ => None,
-    };
     Ok(Entry {
         new: NewEntry {
             key,
@@ -610,6 +607,63 @@ mod tests {
         assert_eq!(entry.state, State::Pending);
         assert_eq!(entry.attempts, 0);
         assert_eq!(entry.new.psn_no, None);
+    }
+
+    /// A row in `state`, finished (reply columns and anomalies set) or not,
+    /// with the column `blank` NULL.
+    fn row_of(state: &str, finished: bool, blank: Option<&str>) -> Vec<Raw> {
+        COLUMNS
+            .iter()
+            .map(|(name, kind)| match (*name, kind) {
+                (n, Kind::Text) if Some(n) == blank => Raw::Text(None),
+                (n, Kind::Int) if Some(n) == blank => Raw::Int(None),
+                ("infno", _) => Raw::Text(Some("2207".into())),
+                ("state", _) => Raw::Text(Some(state.into())),
+                ("received_at_ms" | "attempts", _) => Raw::Int(Some(0)),
+                ("reply_status", _) => Raw::Int(finished.then_some(200)),
+                ("finished_at_ms", _) => Raw::Int(finished.then_some(7)),
+                ("reply_media_type" | "anomalies", _) => {
+                    Raw::Text(finished.then(|| "application/json".to_string()))
+                }
+                ("reply_hex", _) => Raw::Text(finished.then(|| "7b7d".to_string())),
+                (
+                    "caller" | "msgid" | "institution" | "insured" | "treatment" | "region"
+                    | "digest",
+                    _,
+                ) => Raw::Text(Some("x".into())),
+                (_, Kind::Text) => Raw::Text(None),
+                (_, Kind::Int) => Raw::Int(None),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reply_is_read_whole_or_not_at_all() {
+        let done = entry(row_of("done", true, None)).unwrap();
+        assert_eq!(
+            done.reply,
+            Some(Reply {
+                status: 200,
+                media_type: "application/json".into(),
+                bytes: b"{}".to_vec(),
+                finished_at_ms: 7,
+            })
+        );
+        assert_eq!(entry(row_of("pending", false, None)).unwrap().reply, None);
+        for blank in [
+            "reply_status",
+            "reply_media_type",
+            "reply_hex",
+            "finished_at_ms",
+            "anomalies",
+        ] {
+            let error = entry(row_of("done", true, Some(blank))).unwrap_err();
+            assert!(error.to_string().contains("partly set"), "{blank}: {error}");
+        }
+        let error = entry(row_of("done", false, None)).unwrap_err();
+        assert!(error.to_string().contains("reply is missing"), "{error}");
+        let error = entry(row_of("pending", true, None)).unwrap_err();
+        assert!(error.to_string().contains("reply is stored"), "{error}");
     }
 
     #[test]
