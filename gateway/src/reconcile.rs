@@ -461,10 +461,12 @@ fn words(bytes: &[u8], mut word: impl FnMut(u64)) {
     }
 }
 
-/// The last `rest.len()` (1 to 7) bytes of `bytes` as a little-endian word:
-/// when `bytes` is a word long or more, its last eight bytes shifted down
-/// (one load); otherwise four, two and one bytes at a time. Never a copy of
-/// a length not known in advance, which is a call to `memcpy`.
+/// The last `rest.len()` bytes of `bytes` (`rest` is its tail: 1 to 7 bytes
+/// when `bytes` is a word long or more, up to 7 otherwise) as a
+/// little-endian word: when `bytes` is a word long or more, its last eight
+/// bytes shifted down (one load); otherwise four, two and one bytes at a
+/// time. Never a copy of a length not known in advance, which is a call to
+/// `memcpy`.
 fn tail(bytes: &[u8], rest: &[u8]) -> u64 {
     if let Some(last) = bytes.len().checked_sub(8).and_then(|at| bytes.get(at..)) {
         let mut w = [0u8; 8];
@@ -1409,13 +1411,7 @@ impl Code {
         if bytes.len() > 7 {
             return Code::Long;
         }
-        // Byte by byte: a copy of a length not known in advance is a call
-        // to `memcpy`.
-        let word = bytes
-            .iter()
-            .rev()
-            .fold(0u64, |w, &b| (w << 8) | u64::from(b));
-        Code::Short(word | (bytes.len() as u64) << 56)
+        Code::Short(tail(bytes, bytes) | (bytes.len() as u64) << 56)
     }
 }
 
