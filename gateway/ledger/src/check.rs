@@ -132,7 +132,7 @@ pub(crate) struct FinishRow {
     pub anomalies: String,
     pub reply_status: i64,
     pub reply_media_type: String,
-    pub reply_hex: String,
+    pub reply: Vec<u8>,
     pub finished_at_ms: i64,
     /// Supervision's writes that go with this finish, in its transaction
     /// (see [`crate::Ledger::finish_observed`]); run only when the finish
@@ -203,7 +203,7 @@ pub(crate) fn finish(finish: Finish) -> Result<FinishRow, LedgerError> {
         anomalies: answered.anomalies.join(","),
         reply_status: i64::from(reply.status),
         reply_media_type: reply.media_type,
-        reply_hex: contracts::hex::encode(&reply.bytes),
+        reply: reply.bytes,
         finished_at_ms: reply.finished_at_ms,
         feed: Vec::new(),
     })
@@ -225,6 +225,7 @@ pub(crate) fn resolution(state: State) -> Result<(), LedgerError> {
 pub(crate) enum Raw {
     Text(Option<String>),
     Int(Option<i64>),
+    Bytes(Option<Vec<u8>>),
     /// A value of the wrong type, or text that is not UTF-8.
     Wrong,
 }
@@ -267,6 +268,13 @@ impl Cursor {
         match self.next()? {
             (name, Kind::Int, Raw::Int(value)) => Ok((name, value)),
             (name, _, _) => Err(self.corrupt(name, "is not an integer")),
+        }
+    }
+
+    fn optional_bytes(&mut self) -> Result<Option<Vec<u8>>, LedgerError> {
+        match self.next()? {
+            (_, Kind::Bytes, Raw::Bytes(value)) => Ok(value),
+            (name, _, _) => Err(self.corrupt(name, "is not bytes")),
         }
     }
 
@@ -371,13 +379,16 @@ pub(crate) fn entry(values: Vec<Raw>) -> Result<Entry, LedgerError> {
             Some(PsnNo::new(text).map_err(|_| row.corrupt("psn_no", "is not a person number"))?)
         }
     };
-
-    let reply = match reply_hex {
-        None => None,
-        Some(hex) => Some(
+    // Bytes since migration 6, hex text before it: one or the other.
+    let reply = match (row.optional_bytes()?, reply_hex) {
+        (Some(bytes), None) => Some(bytes),
+        (None, Some(hex)) => Some(
             contracts::hex::decode(&hex).ok_or_else(|| row.corrupt("reply_hex", "is not hex"))?,
         ),
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err(row.corrupt("reply", "is stored as bytes and as hex")),
     };
+
     let anomalies: Vec<String> = match anomalies_text.as_deref() {
         None | Some("") => Vec::new(),
         Some(list) => list.split(',').map(str::to_owned).collect(),
@@ -601,6 +612,7 @@ mod tests {
                 ),
                 (_, Kind::Text) => Raw::Text(None),
                 (_, Kind::Int) => Raw::Int(None),
+                (_, Kind::Bytes) => Raw::Bytes(None),
             })
             .collect();
         let entry = entry(values).unwrap();
@@ -617,6 +629,7 @@ mod tests {
             .map(|(name, kind)| match (*name, kind) {
                 (n, Kind::Text) if Some(n) == blank => Raw::Text(None),
                 (n, Kind::Int) if Some(n) == blank => Raw::Int(None),
+                (n, Kind::Bytes) if Some(n) == blank => Raw::Bytes(None),
                 ("infno", _) => Raw::Text(Some("2207".into())),
                 ("state", _) => Raw::Text(Some(state.into())),
                 ("received_at_ms" | "attempts", _) => Raw::Int(Some(0)),
@@ -625,7 +638,7 @@ mod tests {
                 ("reply_media_type" | "anomalies", _) => {
                     Raw::Text(finished.then(|| "application/json".to_string()))
                 }
-                ("reply_hex", _) => Raw::Text(finished.then(|| "7b7d".to_string())),
+                ("reply", _) => Raw::Bytes(finished.then(|| b"{}".to_vec())),
                 (
                     "caller" | "msgid" | "institution" | "insured" | "treatment" | "region"
                     | "digest",
@@ -633,8 +646,43 @@ mod tests {
                 ) => Raw::Text(Some("x".into())),
                 (_, Kind::Text) => Raw::Text(None),
                 (_, Kind::Int) => Raw::Int(None),
+                (_, Kind::Bytes) => Raw::Bytes(None),
             })
             .collect()
+    }
+
+    /// `values` with the column `name` set to `value`.
+    fn with(mut values: Vec<Raw>, name: &str, value: Raw) -> Vec<Raw> {
+        let at = COLUMNS.iter().position(|(n, _)| *n == name).unwrap();
+        values[at] = value;
+        values
+    }
+
+    #[test]
+    fn a_reply_is_read_from_its_bytes_or_from_the_hex_written_before_migration_6() {
+        let from_bytes = entry(row_of("done", true, None)).unwrap();
+        let hex_only = with(
+            row_of("done", true, Some("reply")),
+            "reply_hex",
+            Raw::Text(Some("7B7d".into())),
+        );
+        assert_eq!(entry(hex_only.clone()).unwrap(), from_bytes);
+        let not_hex = with(hex_only, "reply_hex", Raw::Text(Some("7g".into())));
+        let error = entry(not_hex).unwrap_err();
+        assert!(
+            error.to_string().contains("reply_hex is not hex"),
+            "{error}"
+        );
+        let both = with(
+            row_of("done", true, None),
+            "reply_hex",
+            Raw::Text(Some("7b7d".into())),
+        );
+        let error = entry(both).unwrap_err();
+        assert!(error.to_string().contains("as bytes and as hex"), "{error}");
+        let wrong = with(row_of("done", true, None), "reply", Raw::Wrong);
+        let error = entry(wrong).unwrap_err();
+        assert!(error.to_string().contains("reply is not bytes"), "{error}");
     }
 
     #[test]
@@ -653,7 +701,7 @@ mod tests {
         for blank in [
             "reply_status",
             "reply_media_type",
-            "reply_hex",
+            "reply",
             "finished_at_ms",
             "anomalies",
         ] {

@@ -76,11 +76,19 @@
 //! # Schema
 //!
 //! One migration list for both backends (`src/migrations/*.sql`, plain TEXT
-//! and BIGINT columns), applied in order at [`Ledger::open`] and recorded in
-//! `schema_migrations`; opening is idempotent, and on PostgreSQL concurrent
-//! opens are serialised by an advisory lock. The ledger holds no personal data:
-//! ids, codes, amounts, a digest of the request and the (already stripped)
-//! bytes answered.
+//! and BIGINT columns, and the reply's bytes: `BLOB` in SQLite, `BYTEA` in
+//! PostgreSQL, the one migration written for each), applied in order at
+//! [`Ledger::open`] and recorded in `schema_migrations`; opening is
+//! idempotent, and on PostgreSQL concurrent opens are serialised by an
+//! advisory lock. The ledger holds no personal data: ids, codes, amounts, a
+//! digest of the request and the (already stripped) bytes answered.
+//!
+//! Migration 6 keeps a reply as bytes instead of hex text (rows finished
+//! before it keep their hex, which is read as well: no row is rewritten) and
+//! makes the journal's secondary indexes partial: each holds only the rows
+//! its queries can find (no NULLs; only unresolved entries in
+//! `journal_unresolved`). Together they halve the disk a settlement takes
+//! (BENCHMARKS.md, issue 9).
 //!
 //! # The person number
 //!
@@ -139,7 +147,7 @@ pub use contracts::money::Money;
 pub use supervision::{DailyCount, Observed, Signal, SupervisionEvent};
 
 /// The schema version this build migrates to (the last migration's number).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The most commands one batch (one transaction, one commit) carries.
 pub const MAX_BATCH: usize = 512;

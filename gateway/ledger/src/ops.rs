@@ -203,6 +203,7 @@ impl Arg {
 pub(crate) enum Val<'a> {
     Text(Option<&'a str>),
     Int(Option<i64>),
+    Bytes(Option<&'a [u8]>),
 }
 
 /// Parameters of the insert statement.
@@ -243,7 +244,7 @@ pub(crate) fn finish_params<'a>(key: &'a Key, row: &'a FinishRow) -> Vec<Val<'a>
         Val::Text(Some(&row.anomalies)),
         Val::Int(Some(row.reply_status)),
         Val::Text(Some(&row.reply_media_type)),
-        Val::Text(Some(&row.reply_hex)),
+        Val::Bytes(Some(&row.reply)),
         Val::Int(Some(row.finished_at_ms)),
     ]
 }
@@ -320,8 +321,7 @@ pub(crate) fn after_miss(
         (Op::Finish(key, row), Some(existing)) => {
             let identical = existing.state == row.state
                 && existing.reply.as_ref().is_some_and(|reply| {
-                    reply.finished_at_ms == row.finished_at_ms
-                        && contracts::hex::encode(&reply.bytes) == row.reply_hex
+                    reply.finished_at_ms == row.finished_at_ms && reply.bytes == row.reply
                 });
             if identical {
                 Ok(Outcome::Unit)

@@ -67,6 +67,7 @@ fn refs<'a>(params: &'a [Val<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
         .map(|value| match value {
             Val::Text(text) => text as &(dyn ToSql + Sync),
             Val::Int(number) => number as &(dyn ToSql + Sync),
+            Val::Bytes(bytes) => bytes as &(dyn ToSql + Sync),
         })
         .collect()
 }
@@ -89,6 +90,9 @@ fn raw_columns(row: &Row, columns: &[(&str, Kind)]) -> Vec<Raw> {
             Kind::Int => row
                 .try_get::<_, Option<i64>>(index)
                 .map_or(Raw::Wrong, Raw::Int),
+            Kind::Bytes => row
+                .try_get::<_, Option<Vec<u8>>>(index)
+                .map_or(Raw::Wrong, Raw::Bytes),
         })
         .collect()
 }
@@ -175,6 +179,7 @@ async fn connect(config: &Config) -> Result<PgConn, LedgerError> {
                 .map(|kind| match kind {
                     Kind::Text => Type::TEXT,
                     Kind::Int => Type::INT8,
+                    Kind::Bytes => Type::BYTEA,
                 })
                 .collect();
             (sql.as_str(), types)
@@ -274,7 +279,7 @@ async fn migrate_on(client: &Client) -> Result<(), LedgerError> {
         }
     }
     for migration in sql::pending_migrations(&applied)? {
-        client.batch_execute(migration.sql).await.map_err(pg)?;
+        client.batch_execute(migration.postgres).await.map_err(pg)?;
         client
             .execute(
                 sql::INSERT_MIGRATION,

@@ -697,8 +697,8 @@ async fn corrupt_rows_are_reported(url: &str) {
             "UPDATE journal SET medfee_sumamt = 100000000000001 WHERE msgid = 'money'",
         ),
         (
-            "hex",
-            "UPDATE journal SET reply_hex = 'zz' WHERE msgid = 'hex'",
+            "reply-missing",
+            "UPDATE journal SET reply = NULL WHERE msgid = 'reply-missing'",
         ),
         (
             "pending-with-reply",
@@ -730,6 +730,10 @@ async fn corrupt_rows_are_reported(url: &str) {
         tampering.push((
             "type",
             "UPDATE journal SET received_at_ms = 'yesterday' WHERE msgid = 'type'",
+        ));
+        tampering.push((
+            "reply-text",
+            "UPDATE journal SET reply = '{}' WHERE msgid = 'reply-text'",
         ));
     }
     for (msgid, _) in &tampering {

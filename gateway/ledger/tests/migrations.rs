@@ -1,7 +1,10 @@
 //! Upgrading a ledger written by an earlier build, on both backends: a
 //! database at schema version 4 (as the build before the journal kept the
 //! person number left it) is migrated to the current version when opened;
-//! its rows stay readable, without a `psn_no`, and new rows keep theirs.
+//! its rows stay readable, without a `psn_no`, and new rows keep theirs; its
+//! replies, stored as hex text until migration 6, stay so and read back as
+//! the same bytes (one that is not hex is still reported corrupt), while new
+//! replies are stored as bytes; the secondary indexes become partial.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
@@ -37,8 +40,11 @@ const VERSION_4: [(i64, &str, &str); 4] = [
 ];
 
 /// Makes the database at `url` what a version-4 build left: its tables, its
-/// `schema_migrations`, a pending row and an unknown one (no `psn_no` column).
+/// `schema_migrations`, a pending row, an unknown one, a done one whose reply
+/// is every byte value in upper-case hex, and a done one whose reply text is
+/// not hex (no `psn_no` column).
 async fn version_4_database(url: &str, caller: &str) {
+    let every_byte: String = (0..=255u8).map(|b| format!("{b:02X}")).collect();
     raw_exec(
         url,
         "CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, \
@@ -67,7 +73,14 @@ async fn version_4_database(url: &str, caller: &str) {
              digest, received_at_ms, state, error_code, anomalies, reply_status, \
              reply_media_type, reply_hex, finished_at_ms, attempts) VALUES \
              ('{caller}', 'old-unknown', '2304', '{caller}', '130600', '110105', '130000', \
-              'cd', 20, 'unknown', 5040, '', 504, 'application/json', '7b7d', 21, 2)"
+              'cd', 20, 'unknown', 5040, '', 504, 'application/json', '7b7d', 21, 2); \
+             INSERT INTO journal (caller, msgid, infno, institution, insured, treatment, region, \
+             digest, received_at_ms, state, setl_id, setl_time_ms, anomalies, reply_status, \
+             reply_media_type, reply_hex, finished_at_ms, attempts) VALUES \
+             ('{caller}', 'old-done', '2207', '{caller}', '130600', '110105', '130000', \
+              'ef', 30, 'done', 'S-{caller}', 31, '', 200, 'application/xml', '{every_byte}', 32, 0), \
+             ('{caller}', 'old-not-hex', '2207', '{caller}', '130600', '110105', '130000', \
+              'ef', 40, 'done', NULL, NULL, '', 200, 'application/xml', '7g', 42, 0)"
         ),
     )
     .await;
@@ -90,10 +103,27 @@ async fn a_version_4_database_is_migrated_and_its_rows_stay_valid(url: &str) {
         raw_i64(url, "SELECT max(version) FROM schema_migrations").await,
         ledger::SCHEMA_VERSION
     );
-    assert_eq!(ledger::SCHEMA_VERSION, 5);
+    assert_eq!(ledger::SCHEMA_VERSION, 6);
+    let partial_indexes = if url.starts_with("sqlite://") {
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'journal' \
+         AND sql LIKE '%WHERE%'"
+    } else {
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() \
+         AND tablename = 'journal' AND indexdef LIKE '%WHERE%'"
+    };
+    assert_eq!(raw_i64(url, partial_indexes).await, 5);
+    assert_eq!(
+        raw_i64(
+            url,
+            "SELECT count(*) FROM journal WHERE reply_hex IS NOT NULL AND reply IS NULL"
+        )
+        .await,
+        3,
+        "the replies of version 4 are left as they were"
+    );
     assert_eq!(
         raw_i64(url, "SELECT count(*) FROM journal WHERE psn_no IS NULL").await,
-        2,
+        4,
         "the rows of version 4 have no psn_no"
     );
 
@@ -118,6 +148,23 @@ async fn a_version_4_database_is_migrated_and_its_rows_stay_valid(url: &str) {
         .unwrap();
     assert_eq!(unknown.attempts, 2);
     assert_eq!(unknown.reply.map(|r| r.bytes), Some(b"{}".to_vec()));
+    let done = ledger
+        .get(&Key::new(caller.clone(), "old-done"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        done.reply.map(|r| r.bytes),
+        Some((0..=255u8).collect::<Vec<u8>>())
+    );
+    // Found through the partial index of settlement ids.
+    let found = ledger.by_setl_id(&format!("S-{caller}")).await.unwrap();
+    assert_eq!(found.map(|e| e.new.key.msgid), Some("old-done".to_string()));
+    let not_hex = ledger.get(&Key::new(caller.clone(), "old-not-hex")).await;
+    assert!(
+        matches!(not_hex, Err(ledger::LedgerError::Corrupt(_))),
+        "{not_hex:?}"
+    );
     // And they go on through their lifecycle.
     let pending = Key::new(caller.clone(), "old-pending");
     ledger
@@ -131,6 +178,18 @@ async fn a_version_4_database_is_migrated_and_its_rows_stay_valid(url: &str) {
     assert_eq!(
         ledger.get(&pending).await.unwrap().unwrap().new.psn_no,
         None
+    );
+    assert_eq!(
+        raw_i64(
+            url,
+            &format!(
+                "SELECT count(*) FROM journal WHERE caller = '{caller}' AND msgid = 'old-pending' \
+                 AND reply IS NOT NULL AND reply_hex IS NULL"
+            )
+        )
+        .await,
+        1,
+        "a reply written now is stored as bytes"
     );
 
     // A new row keeps its person number.
