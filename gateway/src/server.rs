@@ -83,37 +83,133 @@ fn stack(
 /// A running server's shared parts.
 struct Shared {
     gateway: Arc<Gateway>,
+    /// Requests in flight, over every connection of every serving thread.
     in_flight: Arc<Semaphore>,
+    /// Open connections, likewise.
+    connections: Arc<Semaphore>,
+    /// The server's certificate, reloaded on SIGHUP.
+    tls: Arc<Reloadable>,
+}
+
+/// How many threads serve connections: one per CPU the process may use
+/// (its cgroup's quota included), as nginx runs a worker per CPU.
+pub fn serving_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Binds `count` listeners to `addr` (the first one's port when `addr` asks
+/// for any), sharing it with `SO_REUSEPORT` when there are several: the
+/// kernel spreads new connections over them.
+fn listeners(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<TcpListener>> {
+    let mut bound: Vec<TcpListener> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = bound.first().map_or(Ok(addr), TcpListener::local_addr)?;
+        let socket = if at.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        if count > 1 {
+            socket.set_reuseport(true)?;
+        }
+        socket
+            .bind(at)
+            .map_err(|e| anyhow::anyhow!("binding {at}: {e}"))?;
+        bound.push(socket.listen(1024)?);
+    }
+    Ok(bound)
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish
 /// within the configured grace period. Prints `listening on https://ADDR`.
+///
+/// Connections are served thread per core, as nginx serves them process per
+/// core: the calling task's runtime takes one listener, and each other
+/// [`serving_threads`] runs a single-threaded runtime of its own with its
+/// own listener on the same port. A connection and its requests stay on the
+/// thread that accepted it, and so do the platform connections they use
+/// ([`crate::upstream`] keeps a pool per thread): no request's work crosses
+/// threads. Everything else (the gateway's state, limits, ledger, breakers,
+/// the concurrency bounds) is shared.
 pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let server = gateway.config.server.clone();
     let tls = Arc::new(Reloadable::load(&server.ca, &server.cert, &server.key)?);
-    let listener = TcpListener::bind(server.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding {}: {e}", server.listen))?;
+    let mut bound = listeners(server.listen, serving_threads())?.into_iter();
+    let Some(listener) = bound.next() else {
+        anyhow::bail!("no listener bound on {}", server.listen);
+    };
     let local: SocketAddr = listener.local_addr()?;
     println!("listening on https://{local}");
-    tracing::info!(%local, "listening");
+    tracing::info!(%local, threads = bound.len() + 1, "listening");
     let shared = Arc::new(Shared {
         in_flight: Arc::new(Semaphore::new(server.concurrency_max)),
+        connections: Arc::new(Semaphore::new(server.connections_max)),
         gateway: Arc::new(gateway),
+        tls,
     });
     crate::telemetry::observe(&shared.gateway); // /metrics through OTLP too, when configured
-    spawn_duties(&shared.gateway, &tls);
+    spawn_duties(&shared.gateway, &shared.tls);
     // Calls an earlier process left pending or unknown are reversed, once no
     // gateway can still be forwarding them, before /readyz turns ready. It
     // runs alongside the accept loop: it takes only entries received before
     // this process started, never a request arriving meanwhile.
     tokio::spawn(crate::journal::recover(shared.gateway.clone()));
-    let connections = Arc::new(Semaphore::new(server.connections_max));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut others = Vec::new();
+    for (slot, listener) in (1..).zip(bound) {
+        let listener = listener.into_std()?;
+        let shared = shared.clone();
+        let mut stopping = stopping.clone();
+        let (done, finished) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+        std::thread::Builder::new()
+            .name(format!("jjj-serve-{slot}"))
+            .spawn(move || {
+                crate::upstream::serve_as(slot);
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|runtime| {
+                        runtime.block_on(async move {
+                            let listener = TcpListener::from_std(listener)?;
+                            let stopped = async move {
+                                let _ = stopping.wait_for(|stop| *stop).await;
+                            };
+                            accept(listener, &shared, stopped).await;
+                            Ok(())
+                        })
+                    });
+                let _ = done.send(served);
+            })?;
+        others.push(finished);
+    }
+    accept(listener, &shared, shutdown).await;
+    let _ = stop.send(true);
+    for finished in others {
+        match finished.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(error = %format!("{error:#}"), "a serving thread failed")
+            }
+            Err(_) => tracing::error!("a serving thread ended without a word"),
+        }
+    }
+    Ok(())
+}
+
+/// One thread's accept loop: serves the connections `listener` accepts on
+/// the current runtime until `shutdown` completes, then waits for their
+/// requests in flight, at most the grace period.
+async fn accept(listener: TcpListener, shared: &Arc<Shared>, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => permit?,
+            permit = shared.connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
             () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
@@ -127,7 +223,7 @@ pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyh
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+        let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.current());
         let shared = shared.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
@@ -189,7 +285,6 @@ pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyh
     {
         tracing::warn!("grace period over with requests still in flight");
     }
-    Ok(())
 }
 
 fn spawn_duties(gateway: &Arc<Gateway>, tls: &Arc<Reloadable>) {
@@ -407,7 +502,8 @@ async fn handle(
 pub fn run(config_path: &std::path::Path) -> anyhow::Result<u8> {
     crate::telemetry::init();
     let config = crate::config::Config::load(config_path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // This thread serves too, beside the others `serve` starts (thread per core).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {

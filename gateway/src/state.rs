@@ -51,7 +51,7 @@ impl Gateway {
     /// the background writer of refusals on the current Tokio runtime; fails
     /// on unreadable certificates or keys, or a ledger that cannot be opened.
     pub async fn new(config: Config) -> anyhow::Result<Gateway> {
-        let upstreams = Upstreams::new(&config.regions)?;
+        let upstreams = Upstreams::new(&config.regions, crate::server::serving_threads())?;
         let ledger = match &config.ledger_url {
             Some(url) => Some(
                 ledger::Ledger::open(url)

@@ -1,7 +1,8 @@
-//! Calls to the regional platforms: one pooled hyper client per region over
-//! mutual TLS (keep-alive; HTTP/2 where the platform offers it), several URLs
-//! per region with failover on connect errors, a circuit breaker per URL, and
-//! a timeout per transaction's pace.
+//! Calls to the regional platforms: pooled hyper clients per region over
+//! mutual TLS (keep-alive; HTTP/2 where the platform offers it), one for
+//! each serving thread (see [`serve_as`]), several URLs per region with
+//! failover on connect errors, a circuit breaker per URL shared by every
+//! thread, and a timeout per transaction's pace.
 
 use crate::config::Region;
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -113,11 +115,26 @@ impl Breaker {
     }
 }
 
+thread_local! {
+    /// Which of a region's clients this thread calls through.
+    static SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes the calling thread use the clients of serving thread `slot`
+/// ([`crate::server::serve`]): a hyper client drives each platform
+/// connection from a task on the runtime that opened it, so a thread that
+/// kept to its own pool never hands a request to another thread and waits
+/// for it to be woken there. Threads that never call this use slot 0.
+pub fn serve_as(slot: usize) {
+    SLOT.with(|s| s.set(slot));
+}
+
 /// The client of one region's platform.
 pub struct RegionClient {
     /// Its configuration.
     pub region: Region,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One pool per serving thread, in slot order.
+    clients: Vec<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
     /// One breaker per URL, in the order of `region.upstreams`.
     pub breakers: Vec<Breaker>,
 }
@@ -130,29 +147,32 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// Builds one pooled client per region, with its TLS configuration, once.
-    pub fn new(regions: &[Region]) -> anyhow::Result<Upstreams> {
+    /// Builds `threads` pooled clients per region, with its TLS configuration
+    /// read once.
+    pub fn new(regions: &[Region], threads: usize) -> anyhow::Result<Upstreams> {
         let mut clients = Vec::with_capacity(regions.len());
         for region in regions {
             let tls =
                 crate::tls::client_config(&region.ca, &region.client_cert, &region.client_key)?;
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(Duration::from_secs(2)));
-            let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls)
-                .https_only()
-                .enable_http1()
-                .enable_http2()
-                .wrap_connector(http);
-            let client = Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(256)
-                .build(connector);
+            let client = || {
+                let mut http = HttpConnector::new();
+                http.enforce_http(false);
+                http.set_nodelay(true);
+                http.set_connect_timeout(Some(Duration::from_secs(2)));
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls.clone())
+                    .https_only()
+                    .enable_http1()
+                    .enable_http2()
+                    .wrap_connector(http);
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .pool_max_idle_per_host(256)
+                    .build(connector)
+            };
             clients.push(RegionClient {
                 region: region.clone(),
-                client,
+                clients: (0..threads.max(1)).map(|_| client()).collect(),
                 breakers: region
                     .upstreams
                     .iter()
@@ -184,6 +204,10 @@ impl Upstreams {
         let Some(target) = self.regions.get(index) else {
             return Err(Failure::Unreachable);
         };
+        let slot = SLOT.with(Cell::get);
+        let Some(client) = target.clients.get(slot).or_else(|| target.clients.first()) else {
+            return Err(Failure::Unreachable);
+        };
         let timeout = target.region.timeouts.for_pace(pace);
         let deadline = tokio::time::Instant::now() + timeout;
         for (url, breaker) in target.region.upstreams.iter().zip(&target.breakers) {
@@ -200,7 +224,7 @@ impl Upstreams {
             let Ok(request) = request.body(Full::new(body.clone())) else {
                 return Err(Failure::Unreachable);
             };
-            let sent = tokio::time::timeout_at(deadline, target.client.request(request)).await;
+            let sent = tokio::time::timeout_at(deadline, client.request(request)).await;
             let response = match sent {
                 Err(_) => {
                     breaker.failed(self.epoch);
