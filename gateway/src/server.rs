@@ -97,37 +97,31 @@ pub fn serving_threads() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
-/// Binds `count` listeners to `addr` (the first one's port when `addr` asks
-/// for any), sharing it with `SO_REUSEPORT` when there are several: the
-/// kernel spreads new connections over them.
-fn listeners(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<TcpListener>> {
-    let mut bound: Vec<TcpListener> = Vec::with_capacity(count);
-    for _ in 0..count {
-        let at = bound.first().map_or(Ok(addr), TcpListener::local_addr)?;
-        let socket = if at.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        if count > 1 {
-            socket.set_reuseport(true)?;
-        }
-        socket
-            .bind(at)
-            .map_err(|e| anyhow::anyhow!("binding {at}: {e}"))?;
-        bound.push(socket.listen(1024)?);
+/// Binds the listening socket and returns `count` handles on it, one per
+/// serving thread: each thread waits for connections on its own handle and
+/// whichever is free first accepts the next one. One socket, not one per
+/// thread with `SO_REUSEPORT`: no other process can bind the port beside
+/// the gateway's (a second gateway started by mistake fails to start rather
+/// than take a share of the hospitals' connections to another ledger).
+fn listeners(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    let mut handles = Vec::with_capacity(count.max(1));
+    for _ in 1..count {
+        handles.push(listener.try_clone()?);
     }
-    Ok(bound)
+    handles.insert(0, listener);
+    Ok(handles)
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish
 /// within the configured grace period. Prints `listening on https://ADDR`.
 ///
 /// Connections are served thread per core, as nginx serves them process per
-/// core: the calling task's runtime takes one listener, and each other
-/// [`serving_threads`] runs a single-threaded runtime of its own with its
-/// own listener on the same port. A connection and its requests stay on the
+/// core: the calling task's runtime accepts on one handle of the listening
+/// socket, and each other [`serving_threads`] runs a single-threaded runtime
+/// of its own accepting on another ([`listeners`]). A connection and its requests stay on the
 /// thread that accepted it, and so do the platform connections they use
 /// ([`crate::upstream`] keeps a pool per thread): no request's work crosses
 /// threads. Everything else (the gateway's state, limits, ledger, breakers,
@@ -139,6 +133,7 @@ pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyh
     let Some(listener) = bound.next() else {
         anyhow::bail!("no listener bound on {}", server.listen);
     };
+    let listener = TcpListener::from_std(listener)?;
     let local: SocketAddr = listener.local_addr()?;
     println!("listening on https://{local}");
     tracing::info!(%local, threads = bound.len() + 1, "listening");
@@ -158,7 +153,6 @@ pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyh
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut others = Vec::new();
     for (slot, listener) in (1..).zip(bound) {
-        let listener = listener.into_std()?;
         let shared = shared.clone();
         let mut stopping = stopping.clone();
         let (done, finished) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
@@ -511,4 +505,56 @@ pub fn run(config_path: &std::path::Path) -> anyhow::Result<u8> {
         serve(gateway, crate::telemetry::termination()).await
     })?;
     Ok(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Accepts one connection on `handle`, waiting at most 2 s.
+    fn accept_one(handle: &std::net::TcpListener) -> std::net::TcpStream {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match handle.accept() {
+                Ok((stream, _)) => return stream,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("nothing to accept: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_serving_thread_accepts_from_one_socket_that_no_one_else_can_share() {
+        let handles = listeners("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        assert_eq!(handles.len(), 3);
+        let at = handles[0].local_addr().unwrap();
+        assert!(handles.iter().all(|h| h.local_addr().unwrap() == at));
+        // Three connections, one accepted on each handle: one queue.
+        let clients: Vec<_> = (0..3)
+            .map(|_| std::net::TcpStream::connect(at).unwrap())
+            .collect();
+        let accepted: Vec<_> = handles.iter().map(accept_one).collect();
+        let mut peers: Vec<_> = accepted.iter().map(|s| s.peer_addr().unwrap()).collect();
+        let mut locals: Vec<_> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+        peers.sort();
+        locals.sort();
+        assert_eq!(peers, locals);
+        // Nobody binds the port beside it, not even asking to share it.
+        assert!(std::net::TcpListener::bind(at).is_err());
+        let sharing = tokio::net::TcpSocket::new_v4().unwrap();
+        sharing.set_reuseport(true).unwrap();
+        sharing.set_reuseaddr(true).unwrap();
+        assert!(sharing.bind(at).is_err(), "another socket shared {at}");
+        // One serving thread: one handle.
+        assert_eq!(
+            listeners("127.0.0.1:0".parse().unwrap(), 1).unwrap().len(),
+            1
+        );
+    }
 }
