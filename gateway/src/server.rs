@@ -103,10 +103,21 @@ pub fn serving_threads() -> usize {
 /// thread with `SO_REUSEPORT`: no other process can bind the port beside
 /// the gateway's (a second gateway started by mistake fails to start rather
 /// than take a share of the hospitals' connections to another ledger).
+/// Must run on a runtime; the handles come out non-blocking, for
+/// [`TcpListener::from_std`] on each thread's own runtime.
 fn listeners(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
-    listener.set_nonblocking(true)?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restart need not wait out TIME_WAIT
+    // (Linux never lets it bind beside a socket that listens).
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+    let listener = socket.listen(1024)?.into_std()?;
     let mut handles = Vec::with_capacity(count.max(1));
     for _ in 1..count {
         handles.push(listener.try_clone()?);
@@ -121,10 +132,10 @@ fn listeners(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::Tcp
 /// Connections are served thread per core, as nginx serves them process per
 /// core: the calling task's runtime accepts on one handle of the listening
 /// socket, and each other [`serving_threads`] runs a single-threaded runtime
-/// of its own accepting on another ([`listeners`]). A connection and its requests stay on the
-/// thread that accepted it, and so do the platform connections they use
-/// ([`crate::upstream`] keeps a pool per thread): no request's work crosses
-/// threads. Everything else (the gateway's state, limits, ledger, breakers,
+/// of its own accepting on another ([`listeners`]). A connection and its
+/// requests stay on the thread that accepted it, and so do the platform
+/// connections they use ([`crate::upstream`] keeps a pool per thread): no
+/// request's work crosses threads. Everything else (the gateway's state, limits, ledger, breakers,
 /// the concurrency bounds) is shared.
 pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let server = gateway.config.server.clone();
@@ -155,7 +166,7 @@ pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyh
     for (slot, listener) in (1..).zip(bound) {
         let shared = shared.clone();
         let mut stopping = stopping.clone();
-        let (done, finished) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name(format!("jjj-serve-{slot}"))
             .spawn(move || {
@@ -174,19 +185,19 @@ pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyh
                             Ok(())
                         })
                     });
-                let _ = done.send(served);
+                if let Err(error) = served {
+                    // The other threads go on accepting from the same socket.
+                    tracing::error!(slot, error = %format!("{error:#}"), "a serving thread failed");
+                }
+                let _ = done.send(());
             })?;
         others.push(finished);
     }
     accept(listener, &shared, shutdown).await;
     let _ = stop.send(true);
     for finished in others {
-        match finished.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::error!(error = %format!("{error:#}"), "a serving thread failed")
-            }
-            Err(_) => tracing::error!("a serving thread ended without a word"),
+        if finished.await.is_err() {
+            tracing::error!("a serving thread ended without a word");
         }
     }
     Ok(())
@@ -529,8 +540,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_serving_thread_accepts_from_one_socket_that_no_one_else_can_share() {
+    #[tokio::test]
+    async fn every_serving_thread_accepts_from_one_socket_that_no_one_else_can_share() {
         let handles = listeners("127.0.0.1:0".parse().unwrap(), 3).unwrap();
         assert_eq!(handles.len(), 3);
         let at = handles[0].local_addr().unwrap();
