@@ -43,8 +43,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 6,
         name: "0006_journal_reply_bytes",
-        sqlite: include_str!("migrations/0006_journal_reply_bytes.sqlite.sql"),
-        postgres: include_str!("migrations/0006_journal_reply_bytes.postgres.sql"),
+        sqlite: concat!(
+            include_str!("migrations/0006_journal_reply_bytes.sqlite.sql"),
+            include_str!("migrations/0006_journal_partial_indexes.sql"),
+        ),
+        postgres: concat!(
+            include_str!("migrations/0006_journal_reply_bytes.postgres.sql"),
+            include_str!("migrations/0006_journal_partial_indexes.sql"),
+        ),
     },
 ];
 
