@@ -83,6 +83,19 @@ pub trait Dialect: Send + Sync + 'static {
         contracts::record::redact(&mut kept.envelope);
         self.encode_answer(infno, &kept)
     }
+    /// [`Dialect::encode_answer`] for the caller and
+    /// [`Dialect::encode_answer_redacted`] for the journal, the same bytes as
+    /// each, in one pass where the dialect can (each scalar formatted once).
+    fn encode_answer_and_redacted(
+        &self,
+        infno: Option<Infno>,
+        answer: &Answer,
+    ) -> (Vec<u8>, Vec<u8>) {
+        (
+            self.encode_answer(infno, answer),
+            self.encode_answer_redacted(infno, answer),
+        )
+    }
 }
 
 /// Every dialect the gateway speaks.

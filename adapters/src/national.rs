@@ -19,9 +19,12 @@ use contracts::{Answer, AnswerBody, ErrorCode, Infno, Refusal, Request, RequestB
 /// The national JSON dialect.
 pub struct National;
 
+/// The national dialect's name, as configuration and [`Dialect::name`] give it.
+pub const NAME: &str = "national";
+
 impl Dialect for National {
     fn name(&self) -> &'static str {
-        "national"
+        NAME
     }
 
     fn media_type(&self) -> &'static str {
@@ -51,6 +54,14 @@ impl Dialect for National {
 
     fn encode_answer_redacted(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
         encode_answer_redacted(answer)
+    }
+
+    fn encode_answer_and_redacted(
+        &self,
+        _infno: Option<Infno>,
+        answer: &Answer,
+    ) -> (Vec<u8>, Vec<u8>) {
+        encode_answer_and_redacted(answer)
     }
 }
 
@@ -400,53 +411,105 @@ pub fn decode_answer(infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answ
     Ok(Answer { envelope, output })
 }
 
-/// Writes records as strict JSON.
+/// Which of an encoder's texts a part of a record goes into.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Every text: punctuation and fields that are not personal.
+    Kept,
+    /// The whole text only: personal ([`Kind::Secret`]) fields and extras,
+    /// which [`contracts::record::redact`] leaves out.
+    Personal,
+}
+
+/// The index of an encoder's text of the whole message; the other is what
+/// [`contracts::record::redact`] would leave of it.
+const WHOLE: usize = 0;
+
+/// Applies `write` to each text of `outs` that takes `part`, with its index.
+fn each(outs: &mut [Option<Vec<u8>>; 2], part: Part, mut write: impl FnMut(usize, &mut Vec<u8>)) {
+    for (index, out) in outs.iter_mut().enumerate() {
+        if let Some(out) = out {
+            if part == Part::Kept || index == WHOLE {
+                write(index, out);
+            }
+        }
+    }
+}
+
+/// Writes a member's key, after a comma unless it is the first.
+fn key(out: &mut Vec<u8>, first: &mut bool, name: &str) {
+    if !std::mem::replace(first, false) {
+        out.push(b',');
+    }
+    write_string(out, name);
+    out.push(b':');
+}
+
+/// Writes records as strict JSON, into one text or two at once (the whole
+/// message, and what [`contracts::record::redact`] would leave of it). Each
+/// scalar is formatted once, whichever texts it goes into.
 struct Encoder {
-    out: Vec<u8>,
+    /// The whole text, then the redacted one; `None` for a text not asked for.
+    outs: [Option<Vec<u8>>; 2],
     scratch: String,
-    /// Writes what [`contracts::record::redact`] would leave: no personal
-    /// ([`Kind::Secret`]) field and no extras.
-    redact: bool,
+    /// A scalar as JSON.
+    value: Vec<u8>,
 }
 
 impl Encoder {
-    fn with_capacity(capacity: usize) -> Encoder {
+    fn new(capacity: usize, whole: bool, redacted: bool) -> Encoder {
+        let out = |wanted: bool| wanted.then(|| Vec::with_capacity(capacity));
         Encoder {
-            out: Vec::with_capacity(capacity),
+            outs: [out(whole), out(redacted)],
             scratch: String::with_capacity(32),
-            redact: false,
+            value: Vec::with_capacity(32),
         }
     }
 
-    fn key(&mut self, first: &mut bool, name: &str) {
-        if !std::mem::replace(first, false) {
-            self.out.push(b',');
-        }
-        write_string(&mut self.out, name);
-        self.out.push(b':');
+    /// Markup in every text.
+    fn raw(&mut self, bytes: &[u8]) {
+        each(&mut self.outs, Part::Kept, |_, out| {
+            out.extend_from_slice(bytes)
+        });
     }
 
+    /// A key in every text.
+    fn key(&mut self, first: &mut [bool; 2], name: &str) {
+        each(&mut self.outs, Part::Kept, |i, out| {
+            key(out, &mut first[i], name)
+        });
+    }
+
+    /// Formats a scalar into `self.value`.
     fn scalar(&mut self, kind: Kind, value: Scalar<'_>) {
         self.scratch.clear();
         value.write_national(kind, &mut self.scratch);
+        self.value.clear();
         match kind {
             Kind::Money | Kind::Price | Kind::Quantity | Kind::Ratio | Kind::Age | Kind::Int => {
-                self.out.extend_from_slice(self.scratch.as_bytes());
+                self.value.extend_from_slice(self.scratch.as_bytes());
             }
-            _ => write_string(&mut self.out, &self.scratch),
+            _ => write_string(&mut self.value, &self.scratch),
         }
     }
 
     /// Writes the fields of `record` (without braces).
-    fn fields(&mut self, record: &dyn Record, first: &mut bool) {
+    fn fields(&mut self, record: &dyn Record, first: &mut [bool; 2]) {
         let schema = record.schema();
         for (index, def) in schema.fields.iter().enumerate() {
             match (record.field(index), def.shape) {
-                (FieldRef::Scalar(Some(value)), Shape::Scalar(kind))
-                    if !(self.redact && kind == Kind::Secret) =>
-                {
-                    self.key(first, def.name);
+                (FieldRef::Scalar(Some(value)), Shape::Scalar(kind)) => {
                     self.scalar(kind, value);
+                    let part = if kind == Kind::Secret {
+                        Part::Personal
+                    } else {
+                        Part::Kept
+                    };
+                    let value = &self.value;
+                    each(&mut self.outs, part, |i, out| {
+                        key(out, &mut first[i], def.name);
+                        out.extend_from_slice(value);
+                    });
                 }
                 (FieldRef::Record(Some(child)), _) => {
                     self.key(first, def.name);
@@ -454,74 +517,84 @@ impl Encoder {
                 }
                 (FieldRef::List(list), _) => {
                     self.key(first, def.name);
-                    self.out.push(b'[');
+                    self.raw(b"[");
                     for i in 0..list.len() {
                         if i > 0 {
-                            self.out.push(b',');
+                            self.raw(b",");
                         }
                         if let Some(child) = list.get(i) {
                             self.record(child);
                         }
                     }
-                    self.out.push(b']');
+                    self.raw(b"]");
                 }
                 _ => {}
             }
         }
-        if self.redact {
-            return;
-        }
-        for (key, raw) in &record.extras().0 {
-            self.key(first, key);
-            self.out.extend_from_slice(raw.as_bytes());
+        for (name, raw) in &record.extras().0 {
+            each(&mut self.outs, Part::Personal, |i, out| {
+                key(out, &mut first[i], name);
+                out.extend_from_slice(raw.as_bytes());
+            });
         }
     }
 
     fn record(&mut self, record: &dyn Record) {
-        self.out.push(b'{');
-        let mut first = true;
+        self.raw(b"{");
+        let mut first = [true; 2];
         self.fields(record, &mut first);
-        self.out.push(b'}');
+        self.raw(b"}");
     }
 }
 
 /// Encodes a request in the national dialect.
 pub fn encode_request(request: &Request) -> Vec<u8> {
-    let mut encoder = Encoder::with_capacity(1024);
-    encoder.out.push(b'{');
-    let mut first = true;
+    let mut encoder = Encoder::new(1024, true, false);
+    let mut first = [true; 2];
+    encoder.raw(b"{");
     encoder.key(&mut first, "infno");
-    write_string(&mut encoder.out, request.infno().code());
+    each(&mut encoder.outs, Part::Kept, |_, out| {
+        write_string(out, request.infno().code());
+    });
     encoder.fields(&request.envelope, &mut first);
     encoder.key(&mut first, "input");
     encoder.record(request.input.record());
-    encoder.out.push(b'}');
-    encoder.out
+    encoder.raw(b"}");
+    let [whole, _] = encoder.outs;
+    whole.unwrap_or_default()
 }
 
 /// Encodes an answer in the national dialect. An absent output is `null`.
 pub fn encode_answer(answer: &Answer) -> Vec<u8> {
-    encode_answer_as(answer, false)
+    let [whole, _] = encode_answer_as(answer, true, false);
+    whole.unwrap_or_default()
 }
 
 /// Encodes an answer in the national dialect as [`contracts::record::redact`]
 /// would leave it (personal fields and extras left out), without copying it:
 /// the same bytes as redacting a clone and encoding that.
 pub fn encode_answer_redacted(answer: &Answer) -> Vec<u8> {
-    encode_answer_as(answer, true)
+    let [_, redacted] = encode_answer_as(answer, false, true);
+    redacted.unwrap_or_default()
 }
 
-fn encode_answer_as(answer: &Answer, redact: bool) -> Vec<u8> {
-    let mut encoder = Encoder::with_capacity(1024);
-    encoder.redact = redact;
-    encoder.out.push(b'{');
-    let mut first = true;
+/// [`encode_answer`] and [`encode_answer_redacted`] in one pass.
+pub fn encode_answer_and_redacted(answer: &Answer) -> (Vec<u8>, Vec<u8>) {
+    let [whole, redacted] = encode_answer_as(answer, true, true);
+    (whole.unwrap_or_default(), redacted.unwrap_or_default())
+}
+
+/// The answer's texts asked for: whole, redacted.
+fn encode_answer_as(answer: &Answer, whole: bool, redacted: bool) -> [Option<Vec<u8>>; 2] {
+    let mut encoder = Encoder::new(1024, whole, redacted);
+    let mut first = [true; 2];
+    encoder.raw(b"{");
     encoder.fields(&answer.envelope, &mut first);
     encoder.key(&mut first, "output");
     match &answer.output {
         Some(body) => encoder.record(body.record()),
-        None => encoder.out.extend_from_slice(b"null"),
+        None => encoder.raw(b"null"),
     }
-    encoder.out.push(b'}');
-    encoder.out
+    encoder.raw(b"}");
+    encoder.outs
 }

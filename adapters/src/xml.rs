@@ -368,6 +368,14 @@ impl<S: XmlDialect + Send + Sync> Dialect for S {
     fn encode_answer_redacted(&self, _infno: Option<Infno>, answer: &Answer) -> Vec<u8> {
         encode_answer_redacted::<S>(answer)
     }
+
+    fn encode_answer_and_redacted(
+        &self,
+        _infno: Option<Infno>,
+        answer: &Answer,
+    ) -> (Vec<u8>, Vec<u8>) {
+        encode_answer_and_redacted::<S>(answer)
+    }
 }
 
 /// The wire names of every field of every canonical record, computed once
@@ -1450,87 +1458,67 @@ impl Writer {
     }
 
     fn escaped(&mut self, text: &str, attribute: bool) {
-        let bytes = text.as_bytes();
-        let mut run = 0;
-        let mut index = 0;
-        while index < bytes.len() {
-            let b = bytes[index];
-            let escape: Option<&str> = match b {
-                b'&' => Some("&amp;"),
-                b'<' => Some("&lt;"),
-                b'>' => Some("&gt;"),
-                b'\r' => Some("&#xD;"),
-                b'"' if attribute => Some("&quot;"),
-                b'\n' if attribute => Some("&#xA;"),
-                b'\t' if attribute => Some("&#x9;"),
-                0xEE | 0xEF if self.escape_pua => None,
-                _ => {
-                    index += 1;
-                    continue;
+        escape_into(&mut self.out, text, attribute, self.escape_pua);
+    }
+}
+
+/// Appends `text` to `out` with the escapes that make it read back exactly:
+/// `&`, `<`, `>` and `\r`; in an attribute value (`attribute`) also `"`,
+/// `\t` and `\n`; with `escape_pua`, Private Use Area characters as
+/// character references.
+fn escape_into(out: &mut String, text: &str, attribute: bool, escape_pua: bool) {
+    let bytes = text.as_bytes();
+    let mut run = 0;
+    let mut index = 0;
+    while index < bytes.len() {
+        let b = bytes[index];
+        let escape: Option<&str> = match b {
+            b'&' => Some("&amp;"),
+            b'<' => Some("&lt;"),
+            b'>' => Some("&gt;"),
+            b'\r' => Some("&#xD;"),
+            b'"' if attribute => Some("&quot;"),
+            b'\n' if attribute => Some("&#xA;"),
+            b'\t' if attribute => Some("&#x9;"),
+            0xEE | 0xEF if escape_pua => None,
+            _ => {
+                index += 1;
+                continue;
+            }
+        };
+        match escape {
+            Some(escape) => {
+                out.push_str(&text[run..index]);
+                out.push_str(escape);
+                index += 1;
+                run = index;
+            }
+            None => {
+                // A three-byte character from U+E000; escape it if it is in the Private Use Area.
+                let c = text[index..].chars().next().unwrap_or('\u{0}');
+                let width = c.len_utf8().max(1);
+                if ('\u{E000}'..='\u{F8FF}').contains(&c) {
+                    out.push_str(&text[run..index]);
+                    let _ = write!(out, "&#x{:X};", u32::from(c));
+                    run = index + width;
                 }
-            };
-            match escape {
-                Some(escape) => {
-                    self.out.push_str(&text[run..index]);
-                    self.out.push_str(escape);
-                    index += 1;
-                    run = index;
-                }
-                None => {
-                    // A three-byte character from U+E000; escape it if it is in the Private Use Area.
-                    let c = text[index..].chars().next().unwrap_or('\u{0}');
-                    let width = c.len_utf8().max(1);
-                    if ('\u{E000}'..='\u{F8FF}').contains(&c) {
-                        self.out.push_str(&text[run..index]);
-                        let _ = write!(self.out, "&#x{:X};", u32::from(c));
-                        run = index + width;
-                    }
-                    index += width;
-                }
+                index += width;
             }
         }
-        self.out.push_str(&text[run..]);
     }
+    out.push_str(&text[run..]);
 }
 
-/// Writes records in a dialect.
-struct Encoder<S: XmlDialect> {
+/// One text an [`Encoder`] writes: its markup so far, and whether a line of
+/// scalar elements is open in it (ended before the next other element).
+struct Sink {
     w: Writer,
-    scratch: String,
-    /// A line of scalar elements is open (ended before the next other element).
     line: bool,
-    /// Writes what [`contracts::record::redact`] would leave: no personal
-    /// ([`Kind::Secret`]) field and no extras.
-    redact: bool,
-    dialect: PhantomData<S>,
 }
 
-/// What a frame adds to one record element when writing.
-#[derive(Default)]
-struct Extra<'r> {
-    /// The transaction number, first.
-    infno: Option<&'static str>,
-    /// The body element, last.
-    body: Option<(&'static str, &'r dyn Record)>,
-}
-
-impl<S: XmlDialect> Encoder<S> {
-    fn new(capacity: usize) -> Self {
-        let mut w = Writer::new(capacity, S::CHARSET == Charset::Gb18030);
-        w.raw("<?xml version=\"1.0\" encoding=\"");
-        w.raw(S::CHARSET.label());
-        w.raw("\"?>\n");
-        Encoder {
-            w,
-            scratch: String::with_capacity(32),
-            line: false,
-            redact: false,
-            dialect: PhantomData,
-        }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        S::CHARSET.encode(self.w.into_string())
+impl Sink {
+    fn raw(&mut self, markup: &str) {
+        self.w.raw(markup);
     }
 
     fn name(&mut self, name: WireName) {
@@ -1545,13 +1533,14 @@ impl<S: XmlDialect> Encoder<S> {
         }
     }
 
-    /// A scalar as an element. Scalars of one record share a line: each line
-    /// break between elements would be one more event for every reader.
-    fn simple_element(&mut self, name: WireName, text: &str) {
+    /// A scalar as an element, its text already escaped. Scalars of one
+    /// record share a line: each line break between elements would be one
+    /// more event for every reader.
+    fn simple_element(&mut self, name: WireName, escaped: &str) {
         self.w.raw("<");
         self.name(name);
         self.w.raw(">");
-        self.w.text(text);
+        self.w.raw(escaped);
         self.w.raw("</");
         self.name(name);
         self.w.raw(">");
@@ -1564,78 +1553,204 @@ impl<S: XmlDialect> Encoder<S> {
             self.w.raw("\n");
         }
     }
+}
+
+/// Which of an encoder's texts a part of a record goes into.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Every text: markup and fields that are not personal.
+    Kept,
+    /// The whole text only: personal ([`Kind::Secret`]) fields and extras,
+    /// which [`contracts::record::redact`] leaves out.
+    Personal,
+}
+
+/// The index of an encoder's text of the whole message; the other is what
+/// [`contracts::record::redact`] would leave of it.
+const WHOLE: usize = 0;
+
+/// Writes records in a dialect, into one text or two at once (the whole
+/// message, and what [`contracts::record::redact`] would leave of it).
+/// Each scalar is formatted and escaped once, whichever texts it goes into.
+struct Encoder<S: XmlDialect> {
+    /// The whole text, then the redacted one; `None` for a text not asked for.
+    sinks: [Option<Sink>; 2],
+    /// A scalar's text.
+    scratch: String,
+    /// The same, escaped.
+    escaped: String,
+    /// Escape Private Use Area characters too (GB18030 dialects).
+    escape_pua: bool,
+    dialect: PhantomData<S>,
+}
+
+/// What a frame adds to one record element when writing.
+#[derive(Default)]
+struct Extra<'r> {
+    /// The transaction number, first.
+    infno: Option<&'static str>,
+    /// The body element, last.
+    body: Option<(&'static str, &'r dyn Record)>,
+}
+
+/// Applies `write` to each text of `sinks` that takes `part`, with its index.
+fn each(sinks: &mut [Option<Sink>; 2], part: Part, mut write: impl FnMut(usize, &mut Sink)) {
+    for (index, sink) in sinks.iter_mut().enumerate() {
+        if let Some(sink) = sink {
+            if part == Part::Kept || index == WHOLE {
+                write(index, sink);
+            }
+        }
+    }
+}
+
+impl<S: XmlDialect> Encoder<S> {
+    /// An encoder of the whole text (`whole`), of the redacted one
+    /// (`redacted`), or of both.
+    fn new(capacity: usize, whole: bool, redacted: bool) -> Self {
+        let escape_pua = S::CHARSET == Charset::Gb18030;
+        let sink = |wanted: bool| {
+            wanted.then(|| {
+                let mut w = Writer::new(capacity, escape_pua);
+                w.raw("<?xml version=\"1.0\" encoding=\"");
+                w.raw(S::CHARSET.label());
+                w.raw("\"?>\n");
+                Sink { w, line: false }
+            })
+        };
+        Encoder {
+            sinks: [sink(whole), sink(redacted)],
+            scratch: String::with_capacity(32),
+            escaped: String::with_capacity(32),
+            escape_pua,
+            dialect: PhantomData,
+        }
+    }
+
+    /// The texts (whole, redacted), in the dialect's charset.
+    fn finish(self) -> [Option<Vec<u8>>; 2] {
+        self.sinks
+            .map(|sink| sink.map(|sink| S::CHARSET.encode(sink.w.into_string())))
+    }
+
+    /// Markup around the records, in every text.
+    fn raw(&mut self, markup: &str) {
+        each(&mut self.sinks, Part::Kept, |_, sink| sink.raw(markup));
+    }
+
+    fn name(&mut self, name: WireName) {
+        each(&mut self.sinks, Part::Kept, |_, sink| sink.name(name));
+    }
+
+    /// Escapes `text` into `self.escaped`.
+    fn escape(&mut self, text: &str, attribute: bool) {
+        self.escaped.clear();
+        escape_into(&mut self.escaped, text, attribute, self.escape_pua);
+    }
+
+    /// Formats and escapes a scalar into `self.escaped`.
+    fn scalar(&mut self, kind: Kind, value: Scalar<'_>, attribute: bool) {
+        self.scratch.clear();
+        write_scalar::<S>(kind, value, &mut self.scratch);
+        self.escaped.clear();
+        escape_into(&mut self.escaped, &self.scratch, attribute, self.escape_pua);
+    }
 
     /// Writes `record` as the element `name`.
     fn record(&mut self, name: WireName, record: &dyn Record, extra: Extra<'_>) {
         let schema = record.schema();
         let names = S::name_cache().names::<S>(schema);
-        self.end_line();
-        self.w.raw("<");
-        self.name(name);
-        let mut opened = false;
+        let part = |kind: Kind| {
+            if kind == Kind::Secret {
+                Part::Personal
+            } else {
+                Part::Kept
+            }
+        };
+        // Whether the start tag is closed, by text.
+        let mut opened = [false; 2];
+        each(&mut self.sinks, Part::Kept, |_, sink| {
+            sink.end_line();
+            sink.raw("<");
+            sink.name(name);
+        });
         if S::PLACEMENT == Placement::Attributes {
             if let Some(infno) = extra.infno {
-                self.w.raw(" ");
-                self.w.raw(S::FRAME.infno);
-                self.w.raw("=\"");
-                self.w.attribute_value(infno);
-                self.w.raw("\"");
+                self.escape(infno, true);
+                let escaped = &self.escaped;
+                each(&mut self.sinks, Part::Kept, |_, sink| {
+                    sink.raw(" ");
+                    sink.raw(S::FRAME.infno);
+                    sink.raw("=\"");
+                    sink.raw(escaped);
+                    sink.raw("\"");
+                });
             }
             for (index, def) in schema.fields.iter().enumerate() {
                 if let (FieldRef::Scalar(Some(value)), Shape::Scalar(kind)) =
                     (record.field(index), def.shape)
                 {
-                    if self.redact && kind == Kind::Secret {
-                        continue;
-                    }
-                    self.w.raw(" ");
-                    self.name(names[index]);
-                    self.w.raw("=\"");
-                    self.scratch.clear();
-                    write_scalar::<S>(kind, value, &mut self.scratch);
-                    self.w.attribute_value(&self.scratch);
-                    self.w.raw("\"");
+                    self.scalar(kind, value, true);
+                    let escaped = &self.escaped;
+                    each(&mut self.sinks, part(kind), |_, sink| {
+                        sink.raw(" ");
+                        sink.name(names[index]);
+                        sink.raw("=\"");
+                        sink.raw(escaped);
+                        sink.raw("\"");
+                    });
                 }
             }
         } else if let Some(infno) = extra.infno {
-            self.open(&mut opened);
-            self.simple_element(WireName::plain(S::FRAME.infno), infno);
+            self.escape(infno, false);
+            let escaped = &self.escaped;
+            each(&mut self.sinks, Part::Kept, |i, sink| {
+                sink.open(&mut opened[i]);
+                sink.simple_element(WireName::plain(S::FRAME.infno), escaped);
+            });
         }
         for (index, def) in schema.fields.iter().enumerate() {
             match (record.field(index), def.shape) {
                 (FieldRef::Scalar(Some(value)), Shape::Scalar(kind))
-                    if S::PLACEMENT == Placement::Elements
-                        && !(self.redact && kind == Kind::Secret) =>
+                    if S::PLACEMENT == Placement::Elements =>
                 {
-                    self.open(&mut opened);
-                    self.scratch.clear();
-                    write_scalar::<S>(kind, value, &mut self.scratch);
-                    let text = std::mem::take(&mut self.scratch);
-                    self.simple_element(names[index], &text);
-                    self.scratch = text;
+                    self.scalar(kind, value, false);
+                    let escaped = &self.escaped;
+                    each(&mut self.sinks, part(kind), |i, sink| {
+                        sink.open(&mut opened[i]);
+                        sink.simple_element(names[index], escaped);
+                    });
                 }
                 (FieldRef::Record(Some(child)), _) => {
-                    self.open(&mut opened);
+                    each(&mut self.sinks, Part::Kept, |i, sink| {
+                        sink.open(&mut opened[i])
+                    });
                     self.record(names[index], child, Extra::default());
                 }
                 (FieldRef::List(list), _) if !list.is_empty() => {
-                    self.open(&mut opened);
+                    each(&mut self.sinks, Part::Kept, |i, sink| {
+                        sink.open(&mut opened[i])
+                    });
                     let name = names[index];
                     match S::FRAME.list_item {
                         Some(item) => {
-                            self.end_line();
-                            self.w.raw("<");
-                            self.name(name);
-                            self.w.raw(">\n");
+                            each(&mut self.sinks, Part::Kept, |_, sink| {
+                                sink.end_line();
+                                sink.raw("<");
+                                sink.name(name);
+                                sink.raw(">\n");
+                            });
                             for i in 0..list.len() {
                                 if let Some(child) = list.get(i) {
                                     self.record(WireName::plain(item), child, Extra::default());
                                 }
                             }
-                            self.end_line();
-                            self.w.raw("</");
-                            self.name(name);
-                            self.w.raw(">\n");
+                            each(&mut self.sinks, Part::Kept, |_, sink| {
+                                sink.end_line();
+                                sink.raw("</");
+                                sink.name(name);
+                                sink.raw(">\n");
+                            });
                         }
                         None => {
                             for i in 0..list.len() {
@@ -1649,34 +1764,43 @@ impl<S: XmlDialect> Encoder<S> {
                 _ => {}
             }
         }
-        let extras: &[(String, String)] = if self.redact { &[] } else { &record.extras().0 };
-        for (key, raw) in extras {
-            self.open(&mut opened);
-            self.end_line();
-            self.w.raw("<");
-            self.w.raw(EXT);
-            self.w.raw(" ");
-            self.w.raw(EXT_KEY);
-            self.w.raw("=\"");
-            self.w.attribute_value(key);
-            self.w.raw("\">");
-            self.w.text(raw);
-            self.w.raw("</");
-            self.w.raw(EXT);
-            self.w.raw(">\n");
+        for (key, raw) in &record.extras().0 {
+            self.escape(key, true);
+            self.scratch.clear();
+            escape_into(&mut self.scratch, raw, false, self.escape_pua);
+            let (key, raw) = (&self.escaped, &self.scratch);
+            each(&mut self.sinks, Part::Personal, |i, sink| {
+                sink.open(&mut opened[i]);
+                sink.end_line();
+                sink.raw("<");
+                sink.raw(EXT);
+                sink.raw(" ");
+                sink.raw(EXT_KEY);
+                sink.raw("=\"");
+                sink.raw(key);
+                sink.raw("\">");
+                sink.raw(raw);
+                sink.raw("</");
+                sink.raw(EXT);
+                sink.raw(">\n");
+            });
         }
         if let Some((body_name, body)) = extra.body {
-            self.open(&mut opened);
+            each(&mut self.sinks, Part::Kept, |i, sink| {
+                sink.open(&mut opened[i])
+            });
             self.record(WireName::plain(body_name), body, Extra::default());
         }
-        if opened {
-            self.end_line();
-            self.w.raw("</");
-            self.name(name);
-            self.w.raw(">\n");
-        } else {
-            self.w.raw("/>\n");
-        }
+        each(&mut self.sinks, Part::Kept, |i, sink| {
+            if opened[i] {
+                sink.end_line();
+                sink.raw("</");
+                sink.name(name);
+                sink.raw(">\n");
+            } else {
+                sink.raw("/>\n");
+            }
+        });
     }
 }
 
@@ -1812,7 +1936,7 @@ impl<'a, S: XmlDialect> Decoder<'a, '_, S> {
 
 /// Encodes a request in dialect `S`.
 pub fn encode_request<S: XmlDialect>(request: &Request) -> Vec<u8> {
-    let mut e = Encoder::<S>::new(1024);
+    let mut e = Encoder::<S>::new(1024, true, false);
     let root = WireName::plain(S::FRAME.request_root);
     let infno = request.infno().code();
     let body = (S::FRAME.input, request.input.record());
@@ -1826,9 +1950,9 @@ pub fn encode_request<S: XmlDialect>(request: &Request) -> Vec<u8> {
             },
         ),
         Some(header) => {
-            e.w.raw("<");
+            e.raw("<");
             e.name(root);
-            e.w.raw(">\n");
+            e.raw(">\n");
             e.record(
                 WireName::plain(header),
                 &request.envelope,
@@ -1838,29 +1962,42 @@ pub fn encode_request<S: XmlDialect>(request: &Request) -> Vec<u8> {
                 },
             );
             e.record(WireName::plain(body.0), body.1, Extra::default());
-            e.w.raw("</");
+            e.raw("</");
             e.name(root);
-            e.w.raw(">\n");
+            e.raw(">\n");
         }
     }
-    e.finish()
+    let [whole, _] = e.finish();
+    whole.unwrap_or_default()
 }
 
 /// Encodes an answer in dialect `S`. An absent output is left out.
 pub fn encode_answer<S: XmlDialect>(answer: &Answer) -> Vec<u8> {
-    encode_answer_as::<S>(answer, false)
+    let [whole, _] = encode_answer_as::<S>(answer, true, false);
+    whole.unwrap_or_default()
 }
 
 /// Encodes an answer in dialect `S` as [`contracts::record::redact`] would
 /// leave it (personal fields and extras left out), without copying it: the
 /// same bytes as redacting a clone and encoding that.
 pub fn encode_answer_redacted<S: XmlDialect>(answer: &Answer) -> Vec<u8> {
-    encode_answer_as::<S>(answer, true)
+    let [_, redacted] = encode_answer_as::<S>(answer, false, true);
+    redacted.unwrap_or_default()
 }
 
-fn encode_answer_as<S: XmlDialect>(answer: &Answer, redact: bool) -> Vec<u8> {
-    let mut e = Encoder::<S>::new(1024);
-    e.redact = redact;
+/// [`encode_answer`] and [`encode_answer_redacted`] in one pass.
+pub fn encode_answer_and_redacted<S: XmlDialect>(answer: &Answer) -> (Vec<u8>, Vec<u8>) {
+    let [whole, redacted] = encode_answer_as::<S>(answer, true, true);
+    (whole.unwrap_or_default(), redacted.unwrap_or_default())
+}
+
+/// The answer's texts asked for: whole, redacted.
+fn encode_answer_as<S: XmlDialect>(
+    answer: &Answer,
+    whole: bool,
+    redacted: bool,
+) -> [Option<Vec<u8>>; 2] {
+    let mut e = Encoder::<S>::new(1024, whole, redacted);
     let root = WireName::plain(S::FRAME.answer_root);
     let body = answer
         .output
@@ -1869,16 +2006,16 @@ fn encode_answer_as<S: XmlDialect>(answer: &Answer, redact: bool) -> Vec<u8> {
     match S::FRAME.header {
         None => e.record(root, &answer.envelope, Extra { infno: None, body }),
         Some(header) => {
-            e.w.raw("<");
+            e.raw("<");
             e.name(root);
-            e.w.raw(">\n");
+            e.raw(">\n");
             e.record(WireName::plain(header), &answer.envelope, Extra::default());
             if let Some((name, body)) = body {
                 e.record(WireName::plain(name), body, Extra::default());
             }
-            e.w.raw("</");
+            e.raw("</");
             e.name(root);
-            e.w.raw(">\n");
+            e.raw(">\n");
         }
     }
     e.finish()

@@ -208,7 +208,10 @@ proptest::proptest! {
         let infno = Infno::ALL[which];
         let answer = answered(sample::answer(infno, &mut Rng::new(seed)));
         for d in DIALECTS {
-            proptest::prop_assert!(d.encode_answer_redacted(Some(infno), &answer) == redacted_the_long_way(*d, infno, &answer), "{} {}", d.name(), infno);
+            let expected = redacted_the_long_way(*d, infno, &answer);
+            proptest::prop_assert!(d.encode_answer_redacted(Some(infno), &answer) == expected, "{} {}", d.name(), infno);
+            let both = d.encode_answer_and_redacted(Some(infno), &answer);
+            proptest::prop_assert!(both == (d.encode_answer(Some(infno), &answer), expected), "both at once: {} {}", d.name(), infno);
         }
     }
 }
@@ -263,7 +266,8 @@ fn no_schema_has_two_fields_of_one_name_in_any_dialect() {
 
 /// What the journal keeps: the answer redacted (a clone, personal fields and
 /// extras cleared), then encoded. `encode_answer_redacted` must write exactly
-/// these bytes without the clone.
+/// these bytes without the clone, and `encode_answer_and_redacted` these and
+/// `encode_answer`'s in one pass.
 fn redacted_the_long_way(d: &dyn Dialect, infno: Infno, answer: &Answer) -> Vec<u8> {
     let mut kept = answer.clone();
     if let Some(output) = kept.output.as_mut() {
@@ -298,7 +302,14 @@ fn redacted_encoding_is_encoding_the_redacted_answer() {
                 "{} {what}",
                 d.name()
             );
-            changed += usize::from(expected != d.encode_answer(Some(*infno), answer));
+            let whole = d.encode_answer(Some(*infno), answer);
+            assert!(
+                d.encode_answer_and_redacted(Some(*infno), answer)
+                    == (whole.clone(), expected.clone()),
+                "both at once: {} {what}",
+                d.name()
+            );
+            changed += usize::from(expected != whole);
         }
     }
     // The comparison is not vacuous: many of these answers hold something to redact.

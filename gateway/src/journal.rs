@@ -121,10 +121,11 @@ pub fn now_ms() -> i64 {
     DateTime::now().unix_millis()
 }
 
-/// A stable digest of a request: SHA-256 of its national encoding, so that
-/// the same message sent again in any dialect, with any spacing, digests alike.
-pub fn digest(request: &Request) -> String {
-    contracts::hex::sha256(&adapters::national::encode_request(request))
+/// A stable digest of a request, taken of its national encoding
+/// (`adapters::national::encode_request`): SHA-256, so that the same message
+/// sent again in any dialect, with any spacing, digests alike.
+pub fn digest(national: &[u8]) -> String {
+    contracts::hex::sha256(national)
 }
 
 /// The ledger key of a request from `caller`.
@@ -186,9 +187,11 @@ pub fn psn_no(request: &Request) -> Result<Option<ledger::PsnNo>, Refusal> {
 
 /// The pending entry of a request about to be forwarded to `region`, with
 /// the person it names ([`psn_no`]: refused when the journal cannot keep it).
+/// `national` is the request's national encoding, of which the digest is taken.
 pub fn new_entry(
     caller: &Caller,
     request: &Request,
+    national: &[u8],
     region: contracts::Admdvs,
 ) -> Result<NewEntry, Refusal> {
     let envelope = &request.envelope;
@@ -207,7 +210,7 @@ pub fn new_entry(
         insured: text(envelope.insuplc_admdvs),
         treatment: text(envelope.mdtrtarea_admvs),
         region: region.to_string(),
-        digest: digest(request),
+        digest: digest(national),
         original_msgid,
         cancels_setl_id,
         psn_no: psn_no(request)?,
@@ -216,11 +219,12 @@ pub fn new_entry(
 }
 
 /// What a finished exchange writes: the split's amounts and ids, and the
-/// reply to replay — encoded in the caller's dialect *without* personal data.
+/// reply to replay, `redacted`: the answer encoded in the caller's dialect
+/// *without* personal data ([`adapters::Dialect::encode_answer_redacted`]).
 pub fn finish(
     state: State,
-    infno: Infno,
     answer: Option<&Answer>,
+    redacted: Vec<u8>,
     dialect: &'static dyn adapters::Dialect,
     status: u16,
     error_code: Option<u16>,
@@ -236,7 +240,7 @@ pub fn finish(
         reply: Reply {
             status,
             media_type: dialect.media_type().to_owned(),
-            bytes: Vec::new(),
+            bytes: redacted,
             finished_at_ms: now_ms(),
         },
     };
@@ -265,9 +269,6 @@ pub fn finish(
         if let Some(AnswerBody::OutpatientRegister(o) | AnswerBody::Admission(o)) = &answer.output {
             finish.answered.mdtrt_id = o.data.mdtrt_id.clone();
         }
-        // The answer as `contracts::record::redact` leaves it (no personal
-        // field, no extras), written straight from the borrowed answer.
-        finish.reply.bytes = dialect.encode_answer_redacted(Some(infno), answer);
     }
     finish
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! identify ─▶ limit(institution) ─▶ decode(caller's dialect) ─▶ validate ─▶ authorize
 //!   ─▶ route ─▶ limit(region) ─▶ journal(pending) ─▶ encode(platform's dialect) ─▶ upstream call
-//!   ─▶ decode(platform's dialect) ─▶ check answer ─▶ journal(final) ─▶ encode(caller's dialect)
+//!   ─▶ decode(platform's dialect) ─▶ check answer ─▶ encode(caller's dialect) ─▶ journal(final)
 //! ```
 //!
 //! Every step either passes the exchange on or stops it with a [`Stop`]; the
@@ -51,8 +51,8 @@ pub struct Stop {
 /// How a message ended well. Built once per message and moved once.
 #[allow(clippy::large_enum_variant)]
 pub enum Done {
-    /// The platform's answer, to encode for the caller.
-    Answered(Answer),
+    /// The platform's answer, and its encoding for the caller.
+    Answered(Answer, Vec<u8>),
     /// A repeat of a finished message: the journalled reply.
     Replay(ledger::Entry),
 }
@@ -129,7 +129,7 @@ fn record_outcome(span: &tracing::Span, seen: &journal::Seen, outcome: &Result<D
         span.record("jjj.treatment_region", region.as_str());
     }
     match outcome {
-        Ok(Done::Answered(answer)) => {
+        Ok(Done::Answered(answer, _)) => {
             span.record("jjj.outcome", "answered");
             if let Some(infcode) = answer.envelope.infcode.filter(|&c| c != 0) {
                 span.record("jjj.infcode", infcode);
@@ -204,10 +204,10 @@ async fn run(
     if request.infno().traits().sender == Sender::Platform {
         // Boxed, as the other rare paths' futures: held inline, they would
         // make every message's future larger, and it is moved several times.
-        return Box::pin(crate::clearing::claims::answer(gateway, caller, &request))
-            .await
-            .map(Done::Answered)
-            .map_err(Stop::from);
+        let answer = Box::pin(crate::clearing::claims::answer(gateway, caller, &request)).await?;
+        let body =
+            span!("encode").in_scope(|| dialect.encode_answer(Some(request.infno()), &answer));
+        return Ok(Done::Answered(answer, body));
     }
     // route: to the insured region's platform.
     let insured = request.envelope.insuplc_admdvs.map(|r| r.admdvs());
@@ -237,8 +237,13 @@ async fn run(
     let traits = request.infno().traits();
     let ledger = gateway.ledger.as_ref().filter(|_| traits.journalled);
     let key = journal::key(caller, &request);
+    // The request in the national dialect, of which the journal takes its
+    // digest: encoded once, and sent as it is to a platform that speaks it.
+    let mut national = None;
     if let Some(ledger) = ledger {
-        let entry = journal::new_entry(caller, &request, target.region.admdvs)?;
+        let encoded = adapters::national::encode_request(&request);
+        let entry = journal::new_entry(caller, &request, &encoded, target.region.admdvs)?;
+        national = Some(encoded);
         match ledger
             .begin(entry)
             .instrument(span!("journal", jjj.phase = "pending"))
@@ -273,8 +278,12 @@ async fn run(
         jjj.platform_dialect = target.region.dialect.name(),
         jjj.failure = tracing::field::Empty,
     );
-    let outgoing =
-        upstream_span.in_scope(|| Bytes::from(target.region.dialect.encode_request(&request)));
+    let outgoing = upstream_span.in_scope(|| {
+        Bytes::from(match national {
+            Some(encoded) if target.region.dialect.name() == adapters::national::NAME => encoded,
+            _ => target.region.dialect.encode_request(&request),
+        })
+    });
     let propagated = telemetry::traceparent(&upstream_span);
     let called = gateway
         .upstreams
@@ -312,10 +321,11 @@ async fn run(
                 } else {
                     State::Refused
                 };
+                let told = Answer::refusal(&refusal);
                 let record = journal::finish(
                     state,
-                    request.infno(),
-                    Some(&Answer::refusal(&refusal)),
+                    Some(&told),
+                    dialect.encode_answer_redacted(Some(request.infno()), &told),
                     dialect,
                     refusal.code.http_status(),
                     Some(refusal.code.number()),
@@ -341,7 +351,17 @@ async fn run(
     // refusal (infcode not 0) is journalled refused, with its code: nothing took effect.
     // What supervision keeps of it goes into the same write.
     let fact = crate::supervision::observe(gateway, &request, &answer);
-    if let Some(ledger) = ledger {
+    // encode(caller's dialect): for the caller, and without personal data for
+    // the journal, in one pass.
+    let (body, redacted) = span!("encode").in_scope(|| match ledger {
+        Some(_) => {
+            let (body, redacted) =
+                dialect.encode_answer_and_redacted(Some(request.infno()), &answer);
+            (body, Some(redacted))
+        }
+        None => (dialect.encode_answer(Some(request.infno()), &answer), None),
+    });
+    if let (Some(ledger), Some(redacted)) = (ledger, redacted) {
         let rules = anomalies.iter().map(|a| a.rule.to_owned()).collect();
         let (state, error_code) = if answer.envelope.is_success() {
             (State::Done, None)
@@ -351,8 +371,8 @@ async fn run(
         };
         let record = journal::finish(
             state,
-            request.infno(),
             Some(&answer),
+            redacted,
             dialect,
             200,
             error_code,
@@ -386,7 +406,7 @@ async fn run(
         }
     }
     crate::supervision::hand(gateway, fact, ledger.is_some());
-    Ok(Done::Answered(answer))
+    Ok(Done::Answered(answer, body))
 }
 
 /// A repeat of a message still in flight waits for it, boundedly.
@@ -545,13 +565,13 @@ fn reply(
                 }
             }
         }
-        Ok(Done::Answered(answer)) => {
+        Ok(Done::Answered(_, body)) => {
             gateway
                 .metrics
                 .request(infno, Outcome::Answered, started.elapsed());
             Reply {
                 status: 200,
-                body: span!("encode").in_scope(|| dialect.encode_answer(infno, &answer)),
+                body,
                 media_type: dialect.media_type(),
                 retry_after: None,
             }
