@@ -13,7 +13,7 @@ use crate::dialect::{Dialect, Limits};
 use crate::json::{write_string, JsonError, Reader, Token};
 use crate::trail::{Step, Trail};
 use contracts::model::envelope::{AnswerEnvelope, RequestEnvelope};
-use contracts::record::{Extras, FieldMut, FieldRef, Kind, Record, Scalar, Shape};
+use contracts::record::{Extras, FieldMut, FieldRef, Kind, Record, Shape};
 use contracts::{Answer, AnswerBody, ErrorCode, Infno, Refusal, Request, RequestBody};
 
 /// The national JSON dialect.
@@ -451,9 +451,8 @@ fn key(out: &mut Vec<u8>, first: &mut bool, name: &str) {
 struct Encoder {
     /// The whole text, then the redacted one; `None` for a text not asked for.
     outs: [Option<Vec<u8>>; 2],
+    /// A scalar's text.
     scratch: String,
-    /// A scalar as JSON.
-    value: Vec<u8>,
 }
 
 impl Encoder {
@@ -462,7 +461,6 @@ impl Encoder {
         Encoder {
             outs: [out(whole), out(redacted)],
             scratch: String::with_capacity(32),
-            value: Vec::with_capacity(32),
         }
     }
 
@@ -480,35 +478,31 @@ impl Encoder {
         });
     }
 
-    /// Formats a scalar into `self.value`.
-    fn scalar(&mut self, kind: Kind, value: Scalar<'_>) {
-        self.scratch.clear();
-        value.write_national(kind, &mut self.scratch);
-        self.value.clear();
-        match kind {
-            Kind::Money | Kind::Price | Kind::Quantity | Kind::Ratio | Kind::Age | Kind::Int => {
-                self.value.extend_from_slice(self.scratch.as_bytes());
-            }
-            _ => write_string(&mut self.value, &self.scratch),
-        }
-    }
-
     /// Writes the fields of `record` (without braces).
     fn fields(&mut self, record: &dyn Record, first: &mut [bool; 2]) {
         let schema = record.schema();
         for (index, def) in schema.fields.iter().enumerate() {
             match (record.field(index), def.shape) {
                 (FieldRef::Scalar(Some(value)), Shape::Scalar(kind)) => {
-                    self.scalar(kind, value);
+                    self.scratch.clear();
+                    value.write_national(kind, &mut self.scratch);
                     let part = if kind == Kind::Secret {
                         Part::Personal
                     } else {
                         Part::Kept
                     };
-                    let value = &self.value;
+                    let text = &self.scratch;
                     each(&mut self.outs, part, |i, out| {
                         key(out, &mut first[i], def.name);
-                        out.extend_from_slice(value);
+                        match kind {
+                            Kind::Money
+                            | Kind::Price
+                            | Kind::Quantity
+                            | Kind::Ratio
+                            | Kind::Age
+                            | Kind::Int => out.extend_from_slice(text.as_bytes()),
+                            _ => write_string(out, text),
+                        }
                     });
                 }
                 (FieldRef::Record(Some(child)), _) => {

@@ -1458,55 +1458,47 @@ impl Writer {
     }
 
     fn escaped(&mut self, text: &str, attribute: bool) {
-        escape_into(&mut self.out, text, attribute, self.escape_pua);
-    }
-}
-
-/// Appends `text` to `out` with the escapes that make it read back exactly:
-/// `&`, `<`, `>` and `\r`; in an attribute value (`attribute`) also `"`,
-/// `\t` and `\n`; with `escape_pua`, Private Use Area characters as
-/// character references.
-fn escape_into(out: &mut String, text: &str, attribute: bool, escape_pua: bool) {
-    let bytes = text.as_bytes();
-    let mut run = 0;
-    let mut index = 0;
-    while index < bytes.len() {
-        let b = bytes[index];
-        let escape: Option<&str> = match b {
-            b'&' => Some("&amp;"),
-            b'<' => Some("&lt;"),
-            b'>' => Some("&gt;"),
-            b'\r' => Some("&#xD;"),
-            b'"' if attribute => Some("&quot;"),
-            b'\n' if attribute => Some("&#xA;"),
-            b'\t' if attribute => Some("&#x9;"),
-            0xEE | 0xEF if escape_pua => None,
-            _ => {
-                index += 1;
-                continue;
-            }
-        };
-        match escape {
-            Some(escape) => {
-                out.push_str(&text[run..index]);
-                out.push_str(escape);
-                index += 1;
-                run = index;
-            }
-            None => {
-                // A three-byte character from U+E000; escape it if it is in the Private Use Area.
-                let c = text[index..].chars().next().unwrap_or('\u{0}');
-                let width = c.len_utf8().max(1);
-                if ('\u{E000}'..='\u{F8FF}').contains(&c) {
-                    out.push_str(&text[run..index]);
-                    let _ = write!(out, "&#x{:X};", u32::from(c));
-                    run = index + width;
+        let bytes = text.as_bytes();
+        let mut run = 0;
+        let mut index = 0;
+        while index < bytes.len() {
+            let b = bytes[index];
+            let escape: Option<&str> = match b {
+                b'&' => Some("&amp;"),
+                b'<' => Some("&lt;"),
+                b'>' => Some("&gt;"),
+                b'\r' => Some("&#xD;"),
+                b'"' if attribute => Some("&quot;"),
+                b'\n' if attribute => Some("&#xA;"),
+                b'\t' if attribute => Some("&#x9;"),
+                0xEE | 0xEF if self.escape_pua => None,
+                _ => {
+                    index += 1;
+                    continue;
                 }
-                index += width;
+            };
+            match escape {
+                Some(escape) => {
+                    self.out.push_str(&text[run..index]);
+                    self.out.push_str(escape);
+                    index += 1;
+                    run = index;
+                }
+                None => {
+                    // A three-byte character from U+E000; escape it if it is in the Private Use Area.
+                    let c = text[index..].chars().next().unwrap_or('\u{0}');
+                    let width = c.len_utf8().max(1);
+                    if ('\u{E000}'..='\u{F8FF}').contains(&c) {
+                        self.out.push_str(&text[run..index]);
+                        let _ = write!(self.out, "&#x{:X};", u32::from(c));
+                        run = index + width;
+                    }
+                    index += width;
+                }
             }
         }
+        self.out.push_str(&text[run..]);
     }
-    out.push_str(&text[run..]);
 }
 
 /// One text an [`Encoder`] writes: its markup so far, and whether a line of
@@ -1533,14 +1525,13 @@ impl Sink {
         }
     }
 
-    /// A scalar as an element, its text already escaped. Scalars of one
-    /// record share a line: each line break between elements would be one
-    /// more event for every reader.
-    fn simple_element(&mut self, name: WireName, escaped: &str) {
+    /// A scalar as an element. Scalars of one record share a line: each line
+    /// break between elements would be one more event for every reader.
+    fn simple_element(&mut self, name: WireName, text: &str) {
         self.w.raw("<");
         self.name(name);
         self.w.raw(">");
-        self.w.raw(escaped);
+        self.w.text(text);
         self.w.raw("</");
         self.name(name);
         self.w.raw(">");
@@ -1571,16 +1562,12 @@ const WHOLE: usize = 0;
 
 /// Writes records in a dialect, into one text or two at once (the whole
 /// message, and what [`contracts::record::redact`] would leave of it).
-/// Each scalar is formatted and escaped once, whichever texts it goes into.
+/// Each scalar is formatted once, whichever texts it goes into.
 struct Encoder<S: XmlDialect> {
     /// The whole text, then the redacted one; `None` for a text not asked for.
     sinks: [Option<Sink>; 2],
     /// A scalar's text.
     scratch: String,
-    /// The same, escaped.
-    escaped: String,
-    /// Escape Private Use Area characters too (GB18030 dialects).
-    escape_pua: bool,
     dialect: PhantomData<S>,
 }
 
@@ -1608,10 +1595,9 @@ impl<S: XmlDialect> Encoder<S> {
     /// An encoder of the whole text (`whole`), of the redacted one
     /// (`redacted`), or of both.
     fn new(capacity: usize, whole: bool, redacted: bool) -> Self {
-        let escape_pua = S::CHARSET == Charset::Gb18030;
         let sink = |wanted: bool| {
             wanted.then(|| {
-                let mut w = Writer::new(capacity, escape_pua);
+                let mut w = Writer::new(capacity, S::CHARSET == Charset::Gb18030);
                 w.raw("<?xml version=\"1.0\" encoding=\"");
                 w.raw(S::CHARSET.label());
                 w.raw("\"?>\n");
@@ -1621,8 +1607,6 @@ impl<S: XmlDialect> Encoder<S> {
         Encoder {
             sinks: [sink(whole), sink(redacted)],
             scratch: String::with_capacity(32),
-            escaped: String::with_capacity(32),
-            escape_pua,
             dialect: PhantomData,
         }
     }
@@ -1642,18 +1626,10 @@ impl<S: XmlDialect> Encoder<S> {
         each(&mut self.sinks, Part::Kept, |_, sink| sink.name(name));
     }
 
-    /// Escapes `text` into `self.escaped`.
-    fn escape(&mut self, text: &str, attribute: bool) {
-        self.escaped.clear();
-        escape_into(&mut self.escaped, text, attribute, self.escape_pua);
-    }
-
-    /// Formats and escapes a scalar into `self.escaped`.
-    fn scalar(&mut self, kind: Kind, value: Scalar<'_>, attribute: bool) {
+    /// Formats a scalar into `self.scratch`.
+    fn scalar(&mut self, kind: Kind, value: Scalar<'_>) {
         self.scratch.clear();
         write_scalar::<S>(kind, value, &mut self.scratch);
-        self.escaped.clear();
-        escape_into(&mut self.escaped, &self.scratch, attribute, self.escape_pua);
     }
 
     /// Writes `record` as the element `name`.
@@ -1676,13 +1652,11 @@ impl<S: XmlDialect> Encoder<S> {
         });
         if S::PLACEMENT == Placement::Attributes {
             if let Some(infno) = extra.infno {
-                self.escape(infno, true);
-                let escaped = &self.escaped;
                 each(&mut self.sinks, Part::Kept, |_, sink| {
                     sink.raw(" ");
                     sink.raw(S::FRAME.infno);
                     sink.raw("=\"");
-                    sink.raw(escaped);
+                    sink.w.attribute_value(infno);
                     sink.raw("\"");
                 });
             }
@@ -1690,23 +1664,21 @@ impl<S: XmlDialect> Encoder<S> {
                 if let (FieldRef::Scalar(Some(value)), Shape::Scalar(kind)) =
                     (record.field(index), def.shape)
                 {
-                    self.scalar(kind, value, true);
-                    let escaped = &self.escaped;
+                    self.scalar(kind, value);
+                    let text = &self.scratch;
                     each(&mut self.sinks, part(kind), |_, sink| {
                         sink.raw(" ");
                         sink.name(names[index]);
                         sink.raw("=\"");
-                        sink.raw(escaped);
+                        sink.w.attribute_value(text);
                         sink.raw("\"");
                     });
                 }
             }
         } else if let Some(infno) = extra.infno {
-            self.escape(infno, false);
-            let escaped = &self.escaped;
             each(&mut self.sinks, Part::Kept, |i, sink| {
                 sink.open(&mut opened[i]);
-                sink.simple_element(WireName::plain(S::FRAME.infno), escaped);
+                sink.simple_element(WireName::plain(S::FRAME.infno), infno);
             });
         }
         for (index, def) in schema.fields.iter().enumerate() {
@@ -1714,11 +1686,11 @@ impl<S: XmlDialect> Encoder<S> {
                 (FieldRef::Scalar(Some(value)), Shape::Scalar(kind))
                     if S::PLACEMENT == Placement::Elements =>
                 {
-                    self.scalar(kind, value, false);
-                    let escaped = &self.escaped;
+                    self.scalar(kind, value);
+                    let text = &self.scratch;
                     each(&mut self.sinks, part(kind), |i, sink| {
                         sink.open(&mut opened[i]);
-                        sink.simple_element(names[index], escaped);
+                        sink.simple_element(names[index], text);
                     });
                 }
                 (FieldRef::Record(Some(child)), _) => {
@@ -1765,10 +1737,6 @@ impl<S: XmlDialect> Encoder<S> {
             }
         }
         for (key, raw) in &record.extras().0 {
-            self.escape(key, true);
-            self.scratch.clear();
-            escape_into(&mut self.scratch, raw, false, self.escape_pua);
-            let (key, raw) = (&self.escaped, &self.scratch);
             each(&mut self.sinks, Part::Personal, |i, sink| {
                 sink.open(&mut opened[i]);
                 sink.end_line();
@@ -1777,9 +1745,9 @@ impl<S: XmlDialect> Encoder<S> {
                 sink.raw(" ");
                 sink.raw(EXT_KEY);
                 sink.raw("=\"");
-                sink.raw(key);
+                sink.w.attribute_value(key);
                 sink.raw("\">");
-                sink.raw(raw);
+                sink.w.text(raw);
                 sink.raw("</");
                 sink.raw(EXT);
                 sink.raw(">\n");
