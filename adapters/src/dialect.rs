@@ -83,6 +83,7 @@ pub trait Dialect: Send + Sync + 'static {
         contracts::record::redact(&mut kept.envelope);
         self.encode_answer(infno, &kept)
     }
+
     /// [`Dialect::encode_answer`] for the caller and
     /// [`Dialect::encode_answer_redacted`] for the journal, the same bytes as
     /// each, in one pass where the dialect can (each scalar formatted once).

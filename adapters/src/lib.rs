@@ -6,6 +6,7 @@ pub mod dialect;
 pub mod he;
 pub mod json;
 pub mod national;
+mod texts;
 pub mod tj;
 pub mod trail;
 pub mod xml;

@@ -11,6 +11,7 @@
 
 use crate::dialect::{Dialect, Limits};
 use crate::json::{write_string, JsonError, Reader, Token};
+use crate::texts::{each, Part, Texts};
 use crate::trail::{Step, Trail};
 use contracts::model::envelope::{AnswerEnvelope, RequestEnvelope};
 use contracts::record::{Extras, FieldMut, FieldRef, Kind, Record, Shape};
@@ -411,31 +412,6 @@ pub fn decode_answer(infno: Infno, bytes: &[u8], limits: &Limits) -> Result<Answ
     Ok(Answer { envelope, output })
 }
 
-/// Which of an encoder's texts a part of a record goes into.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Part {
-    /// Every text: punctuation and fields that are not personal.
-    Kept,
-    /// The whole text only: personal ([`Kind::Secret`]) fields and extras,
-    /// which [`contracts::record::redact`] leaves out.
-    Personal,
-}
-
-/// The index of an encoder's text of the whole message; the other is what
-/// [`contracts::record::redact`] would leave of it.
-const WHOLE: usize = 0;
-
-/// Applies `write` to each text of `outs` that takes `part`, with its index.
-fn each(outs: &mut [Option<Vec<u8>>; 2], part: Part, mut write: impl FnMut(usize, &mut Vec<u8>)) {
-    for (index, out) in outs.iter_mut().enumerate() {
-        if let Some(out) = out {
-            if part == Part::Kept || index == WHOLE {
-                write(index, out);
-            }
-        }
-    }
-}
-
 /// Writes a member's key, after a comma unless it is the first.
 fn key(out: &mut Vec<u8>, first: &mut bool, name: &str) {
     if !std::mem::replace(first, false) {
@@ -449,8 +425,7 @@ fn key(out: &mut Vec<u8>, first: &mut bool, name: &str) {
 /// message, and what [`contracts::record::redact`] would leave of it). Each
 /// scalar is formatted once, whichever texts it goes into.
 struct Encoder {
-    /// The whole text, then the redacted one; `None` for a text not asked for.
-    outs: [Option<Vec<u8>>; 2],
+    outs: Texts<Vec<u8>>,
     /// A scalar's text.
     scratch: String,
 }
@@ -486,13 +461,8 @@ impl Encoder {
                 (FieldRef::Scalar(Some(value)), Shape::Scalar(kind)) => {
                     self.scratch.clear();
                     value.write_national(kind, &mut self.scratch);
-                    let part = if kind == Kind::Secret {
-                        Part::Personal
-                    } else {
-                        Part::Kept
-                    };
                     let text = &self.scratch;
-                    each(&mut self.outs, part, |i, out| {
+                    each(&mut self.outs, Part::of(kind), |i, out| {
                         key(out, &mut first[i], def.name);
                         match kind {
                             Kind::Money
@@ -579,7 +549,7 @@ pub fn encode_answer_and_redacted(answer: &Answer) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// The answer's texts asked for: whole, redacted.
-fn encode_answer_as(answer: &Answer, whole: bool, redacted: bool) -> [Option<Vec<u8>>; 2] {
+fn encode_answer_as(answer: &Answer, whole: bool, redacted: bool) -> Texts<Vec<u8>> {
     let mut encoder = Encoder::new(1024, whole, redacted);
     let mut first = [true; 2];
     encoder.raw(b"{");

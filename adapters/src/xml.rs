@@ -16,6 +16,7 @@
 
 use crate::dialect::{Dialect, Limits};
 use crate::json;
+use crate::texts::{each, Part, Texts};
 use crate::trail::{Step, Trail};
 use contracts::model::envelope::{AnswerEnvelope, RequestEnvelope};
 use contracts::record::{
@@ -1546,26 +1547,11 @@ impl Sink {
     }
 }
 
-/// Which of an encoder's texts a part of a record goes into.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Part {
-    /// Every text: markup and fields that are not personal.
-    Kept,
-    /// The whole text only: personal ([`Kind::Secret`]) fields and extras,
-    /// which [`contracts::record::redact`] leaves out.
-    Personal,
-}
-
-/// The index of an encoder's text of the whole message; the other is what
-/// [`contracts::record::redact`] would leave of it.
-const WHOLE: usize = 0;
-
 /// Writes records in a dialect, into one text or two at once (the whole
 /// message, and what [`contracts::record::redact`] would leave of it).
 /// Each scalar is formatted once, whichever texts it goes into.
 struct Encoder<S: XmlDialect> {
-    /// The whole text, then the redacted one; `None` for a text not asked for.
-    sinks: [Option<Sink>; 2],
+    sinks: Texts<Sink>,
     /// A scalar's text.
     scratch: String,
     dialect: PhantomData<S>,
@@ -1578,17 +1564,6 @@ struct Extra<'r> {
     infno: Option<&'static str>,
     /// The body element, last.
     body: Option<(&'static str, &'r dyn Record)>,
-}
-
-/// Applies `write` to each text of `sinks` that takes `part`, with its index.
-fn each(sinks: &mut [Option<Sink>; 2], part: Part, mut write: impl FnMut(usize, &mut Sink)) {
-    for (index, sink) in sinks.iter_mut().enumerate() {
-        if let Some(sink) = sink {
-            if part == Part::Kept || index == WHOLE {
-                write(index, sink);
-            }
-        }
-    }
 }
 
 impl<S: XmlDialect> Encoder<S> {
@@ -1612,7 +1587,7 @@ impl<S: XmlDialect> Encoder<S> {
     }
 
     /// The texts (whole, redacted), in the dialect's charset.
-    fn finish(self) -> [Option<Vec<u8>>; 2] {
+    fn finish(self) -> Texts<Vec<u8>> {
         self.sinks
             .map(|sink| sink.map(|sink| S::CHARSET.encode(sink.w.into_string())))
     }
@@ -1636,13 +1611,6 @@ impl<S: XmlDialect> Encoder<S> {
     fn record(&mut self, name: WireName, record: &dyn Record, extra: Extra<'_>) {
         let schema = record.schema();
         let names = S::name_cache().names::<S>(schema);
-        let part = |kind: Kind| {
-            if kind == Kind::Secret {
-                Part::Personal
-            } else {
-                Part::Kept
-            }
-        };
         // Whether the start tag is closed, by text.
         let mut opened = [false; 2];
         each(&mut self.sinks, Part::Kept, |_, sink| {
@@ -1666,7 +1634,7 @@ impl<S: XmlDialect> Encoder<S> {
                 {
                     self.scalar(kind, value);
                     let text = &self.scratch;
-                    each(&mut self.sinks, part(kind), |_, sink| {
+                    each(&mut self.sinks, Part::of(kind), |_, sink| {
                         sink.raw(" ");
                         sink.name(names[index]);
                         sink.raw("=\"");
@@ -1688,7 +1656,7 @@ impl<S: XmlDialect> Encoder<S> {
                 {
                     self.scalar(kind, value);
                     let text = &self.scratch;
-                    each(&mut self.sinks, part(kind), |i, sink| {
+                    each(&mut self.sinks, Part::of(kind), |i, sink| {
                         sink.open(&mut opened[i]);
                         sink.simple_element(names[index], text);
                     });
@@ -1960,11 +1928,7 @@ pub fn encode_answer_and_redacted<S: XmlDialect>(answer: &Answer) -> (Vec<u8>, V
 }
 
 /// The answer's texts asked for: whole, redacted.
-fn encode_answer_as<S: XmlDialect>(
-    answer: &Answer,
-    whole: bool,
-    redacted: bool,
-) -> [Option<Vec<u8>>; 2] {
+fn encode_answer_as<S: XmlDialect>(answer: &Answer, whole: bool, redacted: bool) -> Texts<Vec<u8>> {
     let mut e = Encoder::<S>::new(1024, whole, redacted);
     let root = WireName::plain(S::FRAME.answer_root);
     let body = answer
