@@ -223,7 +223,7 @@ pub fn new_entry(
 /// *without* personal data ([`adapters::Dialect::encode_answer_redacted`]).
 pub fn finish(
     state: State,
-    answer: Option<&Answer>,
+    answer: &Answer,
     redacted: Vec<u8>,
     dialect: &'static dyn adapters::Dialect,
     status: u16,
@@ -244,31 +244,29 @@ pub fn finish(
             finished_at_ms: now_ms(),
         },
     };
-    if let Some(answer) = answer {
-        if let Some(
-            AnswerBody::OutpatientSettle(o)
-            | AnswerBody::OutpatientSettleCancel(o)
-            | AnswerBody::InpatientSettle(o)
-            | AnswerBody::InpatientSettleCancel(o)
-            | AnswerBody::PharmacySettle(o)
-            | AnswerBody::PharmacySettleCancel(o),
-        ) = &answer.output
-        {
-            let info = &o.setlinfo;
-            finish.answered.setl_id = info.setl_id.clone();
-            finish.answered.mdtrt_id = info.mdtrt_id.clone();
-            finish.answered.insutype = info.insutype.as_ref().map(|c| c.code().to_owned());
-            finish.answered.med_type = info.med_type.as_ref().map(|c| c.code().to_owned());
-            finish.answered.clr_type = info.clr_type.as_ref().map(|c| c.code().to_owned());
-            finish.answered.setl_time_ms = info.setl_time.map(DateTime::unix_millis);
-            finish.answered.medfee_sumamt = info.medfee_sumamt;
-            finish.answered.fund_pay_sumamt = info.fund_pay_sumamt;
-            finish.answered.acct_pay = info.acct_pay;
-            finish.answered.psn_cash_pay = info.psn_cash_pay;
-        }
-        if let Some(AnswerBody::OutpatientRegister(o) | AnswerBody::Admission(o)) = &answer.output {
-            finish.answered.mdtrt_id = o.data.mdtrt_id.clone();
-        }
+    if let Some(
+        AnswerBody::OutpatientSettle(o)
+        | AnswerBody::OutpatientSettleCancel(o)
+        | AnswerBody::InpatientSettle(o)
+        | AnswerBody::InpatientSettleCancel(o)
+        | AnswerBody::PharmacySettle(o)
+        | AnswerBody::PharmacySettleCancel(o),
+    ) = &answer.output
+    {
+        let info = &o.setlinfo;
+        finish.answered.setl_id = info.setl_id.clone();
+        finish.answered.mdtrt_id = info.mdtrt_id.clone();
+        finish.answered.insutype = info.insutype.as_ref().map(|c| c.code().to_owned());
+        finish.answered.med_type = info.med_type.as_ref().map(|c| c.code().to_owned());
+        finish.answered.clr_type = info.clr_type.as_ref().map(|c| c.code().to_owned());
+        finish.answered.setl_time_ms = info.setl_time.map(DateTime::unix_millis);
+        finish.answered.medfee_sumamt = info.medfee_sumamt;
+        finish.answered.fund_pay_sumamt = info.fund_pay_sumamt;
+        finish.answered.acct_pay = info.acct_pay;
+        finish.answered.psn_cash_pay = info.psn_cash_pay;
+    }
+    if let Some(AnswerBody::OutpatientRegister(o) | AnswerBody::Admission(o)) = &answer.output {
+        finish.answered.mdtrt_id = o.data.mdtrt_id.clone();
     }
     finish
 }

@@ -324,7 +324,7 @@ async fn run(
                 let told = Answer::refusal(&refusal);
                 let record = journal::finish(
                     state,
-                    Some(&told),
+                    &told,
                     dialect.encode_answer_redacted(Some(request.infno()), &told),
                     dialect,
                     refusal.code.http_status(),
@@ -369,15 +369,7 @@ async fn run(
             let code = answer.envelope.infcode.and_then(|c| u16::try_from(c).ok());
             (State::Refused, code)
         };
-        let record = journal::finish(
-            state,
-            Some(&answer),
-            redacted,
-            dialect,
-            200,
-            error_code,
-            rules,
-        );
+        let record = journal::finish(state, &answer, redacted, dialect, 200, error_code, rules);
         let observed = fact.as_ref().and_then(crate::supervision::journalled);
         let written = ledger
             .finish_observed(&key, record, observed)
