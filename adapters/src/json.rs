@@ -190,7 +190,16 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.pos += 1; // the opening quote
         let start = self.pos;
-        // Fast path: no escapes.
+        // Fast path: no escapes. Eight bytes at a time while none of them
+        // ends the plain run (a quote, a backslash, a control character).
+        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if ends_plain_run(u64::from_le_bytes(word)) {
+                break;
+            }
+            self.pos += 8;
+        }
         loop {
             match self.bytes.get(self.pos) {
                 None => return Err(self.error("unterminated string")),
@@ -347,6 +356,20 @@ impl<'a> Reader<'a> {
 }
 
 /// Appends `text` as a JSON string, quoted and escaped.
+/// Whether any of the eight bytes of `word` is a quote, a backslash or a
+/// control character (below 0x20), by the "has a zero byte" and "has a byte
+/// less than n" tricks of Bit Twiddling Hacks: each is exact for the word as
+/// a whole (a borrow into a higher byte needs a lower byte that matched).
+fn ends_plain_run(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    quote | backslash | control != 0
+}
+
 pub fn write_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
@@ -417,6 +440,21 @@ mod tests {
             let written = String::from_utf8(out).unwrap();
             let mut r = Reader::new(&written, 4);
             proptest::prop_assert_eq!(r.next_token(), Ok(Token::String(Cow::Borrowed(text.as_str()))));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_word_ends_a_plain_run_exactly_when_a_byte_does(
+            word in proptest::array::uniform8(proptest::prop_oneof![
+                proptest::prelude::Just(b'"'), proptest::prelude::Just(b'\\'),
+                proptest::prelude::Just(0x1f_u8), proptest::prelude::Just(0x20_u8),
+                proptest::prelude::Just(0x00_u8), proptest::prelude::Just(0x80_u8),
+                proptest::prelude::Just(0xff_u8), 0x21_u8..0x7f, proptest::prelude::any::<u8>(),
+            ])
+        ) {
+            let byte_ends = word.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            proptest::prop_assert_eq!(ends_plain_run(u64::from_le_bytes(word)), byte_ends);
         }
     }
 

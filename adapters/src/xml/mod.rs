@@ -1894,4 +1894,31 @@ mod tests {
             "a&amp;&lt;&gt;&#xD;\n\t\"&#xE78D;中|&#x9;&#xA;&quot;"
         );
     }
+
+    proptest::proptest! {
+        /// What the writer writes, the reader reads back as it was, in text
+        /// and in attribute values, with or without the private use area
+        /// escaped (whether a value takes the writer's plain path or not).
+        #[test]
+        fn written_text_reads_back(
+            text in "(\\PC|[&<>\"'\r\n\t\u{E000}-\u{E010}\u{F8FF}])*",
+            escape_pua in proptest::prelude::any::<bool>(),
+        ) {
+            let mut w = Writer::new(16, escape_pua);
+            w.text(&text);
+            let written = w.into_string();
+            let read = tokens::text(&written).map(|t| t.into_owned());
+            proptest::prop_assert_eq!(read, Ok(text.clone()));
+            proptest::prop_assert!(!written.contains('<') && !written.contains('\r'));
+            let mut w = Writer::new(16, escape_pua);
+            w.attribute_value(&text);
+            let written = w.into_string();
+            let read = tokens::attribute_value(&written).map(|t| t.into_owned());
+            proptest::prop_assert_eq!(read, Ok(text.clone()));
+            proptest::prop_assert_eq!(
+                written.contains(|c| ('\u{E000}'..='\u{F8FF}').contains(&c)),
+                !escape_pua && text.contains(|c| ('\u{E000}'..='\u{F8FF}').contains(&c))
+            );
+        }
+    }
 }
