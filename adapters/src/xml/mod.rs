@@ -1396,7 +1396,10 @@ impl Sink {
     }
 
     fn name(&mut self, name: WireName) {
-        self.w.raw(name.prefix);
+        // Most names have no prefix: no copy of nothing.
+        if !name.prefix.is_empty() {
+            self.w.raw(name.prefix);
+        }
         self.w.raw(name.name);
     }
 
