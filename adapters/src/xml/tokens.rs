@@ -378,10 +378,9 @@ fn resolve(raw: &str, attribute: bool) -> Result<Cow<'_, str>, Refusal> {
         b'<' | b'\t' | b'\n' => attribute,
         _ => false,
     };
-    let plain = match attribute {
-        false => memchr::memchr2(b'&', b'\r', raw.as_bytes()).is_none(),
-        true => !raw.bytes().any(special),
-    };
+    // One pass without early exits over a value of a few bytes, which the
+    // compiler vectorizes: cheaper than a call to a search.
+    let plain = !raw.bytes().fold(false, |any, b| any | special(b));
     if plain {
         return Ok(Cow::Borrowed(raw));
     }
