@@ -11,6 +11,7 @@
 //! vocabulary that every dialect maps its own names onto.
 
 use crate::codes::{Admdvs, ClrType, Insutype, MdtrtCertType, MedType, PsnCertType};
+use crate::error::ErrorCode;
 use crate::money::{Age, DecimalError, Money, Price, Quantity, Ratio};
 use crate::time::{Date, DateTime, TimeError};
 use std::fmt;
@@ -151,9 +152,9 @@ fn checked_text(text: &str) -> Result<&str, ValueError> {
     // Printable ASCII (nearly every field of every message): one pass without
     // early exits, which the compiler vectorizes.
     if text.len() <= TEXT_CHARS_MAX
-        && text
-            .bytes()
-            .fold(true, |printable, b| printable & (b.wrapping_sub(0x20) < 0x5f))
+        && text.bytes().fold(true, |printable, b| {
+            printable & (b.wrapping_sub(0x20) < 0x5f)
+        })
     {
         return Ok(text);
     }
@@ -397,6 +398,29 @@ impl Extras {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether one more key, whose value is `value_bytes` of JSON text, may
+    /// be added: not a key already held, and within the bounds. Otherwise the
+    /// refusal's code and detail (naming the key's length, never the key), for
+    /// the dialect to place where it was found.
+    pub fn room_for(&self, key: &str, value_bytes: usize) -> Result<(), (ErrorCode, String)> {
+        if self.0.iter().any(|(k, _)| k == key) {
+            return Err((
+                ErrorCode::DuplicateField,
+                format!("extra key given twice ({} bytes of key)", key.len()),
+            ));
+        }
+        if self.0.len() == Extras::KEYS_MAX
+            || value_bytes > Extras::VALUE_BYTES_MAX
+            || key.len() > 64
+        {
+            return Err((
+                ErrorCode::TooMany,
+                "too many or too large keys outside the standard".to_owned(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -894,6 +918,34 @@ mod tests {
         for good in ["", "a\tb\r\n", "张伟 1", "\u{FFFD}", "~"] {
             assert!(checked_text(good).is_ok(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn extras_take_a_new_key_within_their_bounds_only() {
+        let mut extras = Extras::default();
+        assert_eq!(extras.room_for("k", 10), Ok(()));
+        extras.0.push(("k".into(), "1".into()));
+        let code = |r: Result<(), (ErrorCode, String)>| r.map_err(|(code, _)| code);
+        assert_eq!(
+            code(extras.room_for("k", 1)),
+            Err(ErrorCode::DuplicateField)
+        );
+        assert_eq!(
+            code(extras.room_for("v", Extras::VALUE_BYTES_MAX + 1)),
+            Err(ErrorCode::TooMany)
+        );
+        assert_eq!(
+            code(extras.room_for(&"x".repeat(65), 1)),
+            Err(ErrorCode::TooMany)
+        );
+        assert_eq!(
+            extras.room_for(&"x".repeat(64), Extras::VALUE_BYTES_MAX),
+            Ok(())
+        );
+        while extras.0.len() < Extras::KEYS_MAX {
+            extras.0.push((format!("k{}", extras.0.len()), "1".into()));
+        }
+        assert_eq!(code(extras.room_for("new", 1)), Err(ErrorCode::TooMany));
     }
 
     proptest::proptest! {

@@ -1176,21 +1176,9 @@ impl<'a, 'l, S: XmlDialect> Decoder<'a, 'l, S> {
         if schema.index_of(key).is_some() || reserved.contains(&key) {
             return Err(self.malformed("an extra key that names a field of the record"));
         }
-        if extras.0.iter().any(|(k, _)| k == key) {
-            return Err(self.trail.refuse(
-                ErrorCode::DuplicateField,
-                format_args!("extra key given twice ({} bytes of key)", key.len()),
-            ));
-        }
-        if extras.0.len() == Extras::KEYS_MAX
-            || raw.len() > Extras::VALUE_BYTES_MAX
-            || key.len() > 64
-        {
-            return Err(self.trail.refuse(
-                ErrorCode::TooMany,
-                "too many or too large keys outside the standard",
-            ));
-        }
+        extras
+            .room_for(key, raw.len())
+            .map_err(|(code, detail)| self.trail.refuse(code, detail))?;
         extras.0.push((key.to_owned(), raw));
         Ok(())
     }
