@@ -7,6 +7,21 @@
 
 use contracts::{Answer, ErrorCode, Infno, Refusal, Request};
 
+/// Which fields of a record a decoder has been given, to refuse a field given
+/// twice (a record has at most 128 fields).
+#[derive(Default)]
+pub(crate) struct Seen(u128);
+
+impl Seen {
+    /// Marks `index`; `false` if it was marked already.
+    pub(crate) fn insert(&mut self, index: usize) -> bool {
+        let bit = 1u128 << (index % 128);
+        let fresh = self.0 & bit == 0;
+        self.0 |= bit;
+        fresh
+    }
+}
+
 /// Bounds every decoder enforces, whatever the bytes say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

@@ -9,7 +9,7 @@
 //! exactly their kind's decimals, times in the standard's forms, absent fields
 //! left out, lists always lists.
 
-use crate::dialect::{Dialect, Limits};
+use crate::dialect::{Dialect, Limits, Seen};
 use crate::json::{write_string, JsonError, Reader, Token};
 use crate::texts::{each, Part, Texts};
 use crate::trail::{Step, Trail};
@@ -250,20 +250,6 @@ impl<'a> Decoder<'a, '_> {
         self.reader
             .finish()
             .map_err(|e| json_refusal(e, &self.trail))
-    }
-}
-
-/// Which fields of a record were given (a record has at most 128 fields).
-#[derive(Default)]
-struct Seen(u128);
-
-impl Seen {
-    /// Marks `index`; `false` if it was marked already.
-    fn insert(&mut self, index: usize) -> bool {
-        let bit = 1u128 << (index % 128);
-        let fresh = self.0 & bit == 0;
-        self.0 |= bit;
-        fresh
     }
 }
 
