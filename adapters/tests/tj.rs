@@ -378,6 +378,8 @@ fn hostile_xml_is_refused_with_its_code() {
     assert_eq!(refused(unknown.as_bytes()), ErrorCode::UnknownTransaction);
     let late = format!("{decl}<QQBW><SRCS/><JYBH>2207</JYBH></QQBW>");
     assert_eq!(refused(late.as_bytes()), ErrorCode::Malformed);
+    let twice = format!("{decl}<QQBW><JYBH>2207</JYBH><SRCS/><SRCS/></QQBW>");
+    assert_eq!(refused(twice.as_bytes()), ErrorCode::DuplicateField);
     let wrong_root = format!("{decl}<YDBW><JYBH>2207</JYBH></YDBW>");
     assert_eq!(refused(wrong_root.as_bytes()), ErrorCode::Malformed);
     let two_roots = format!("{decl}<QQBW><JYBH>2207</JYBH></QQBW><QQBW/>");

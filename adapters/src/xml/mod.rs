@@ -14,7 +14,7 @@
 //! refused; only the five predefined entities and numeric character
 //! references are accepted.
 
-use crate::dialect::{Dialect, Limits};
+use crate::dialect::{Dialect, Limits, Seen};
 use crate::json;
 use crate::texts::{each, Part, Texts};
 use crate::trail::{Step, Trail};
@@ -502,20 +502,6 @@ fn is_namespace_attribute(key: &str) -> bool {
     key == "xmlns" || key.starts_with("xmlns:") || key.starts_with("xsi:")
 }
 
-/// Which fields of a record were given (a record has fewer than 128 fields).
-#[derive(Default)]
-struct Seen(u128);
-
-impl Seen {
-    /// Marks `index`; `false` if it was marked already.
-    fn insert(&mut self, index: usize) -> bool {
-        let bit = 1u128 << (index % 128);
-        let fresh = self.0 & bit == 0;
-        self.0 |= bit;
-        fresh
-    }
-}
-
 /// A node inside an element.
 enum Node<'a> {
     /// A child element; `true` when it is empty (`<x/>`) and has no end.
@@ -628,27 +614,27 @@ impl<'a, S: XmlDialect> Hook<'a, S> for RequestHook {
             return Ok(true);
         }
         if name == S::FRAME.input && (at_root || S::FRAME.header.is_none()) {
-            if self.body.is_some() {
-                return Err(Refusal::new(
-                    ErrorCode::DuplicateField,
-                    "input: given twice",
-                ));
-            }
-            let Some(infno) = self.infno else {
-                return Err(Refusal::new(
-                    ErrorCode::Malformed,
-                    format!(
-                        "the transaction number ({}) must come before the input ({})",
-                        S::FRAME.infno,
-                        S::FRAME.input
-                    ),
-                ));
-            };
-            let mut body = RequestBody::empty(infno);
-            d.push(Step::Name("input"));
-            d.record(body.record_mut(), start, empty, &mut NoHook, &[])?;
-            d.pop();
-            self.body = Some(body);
+            let infno = self.infno;
+            d.body(
+                &mut self.body,
+                "input",
+                start,
+                empty,
+                RequestBody::record_mut,
+                || {
+                    let infno = infno.ok_or_else(|| {
+                        Refusal::new(
+                            ErrorCode::Malformed,
+                            format!(
+                                "the transaction number ({}) must come before the input ({})",
+                                S::FRAME.infno,
+                                S::FRAME.input
+                            ),
+                        )
+                    })?;
+                    Ok(RequestBody::empty(infno))
+                },
+            )?;
             return Ok(true);
         }
         Ok(false)
@@ -680,17 +666,15 @@ impl<'a, S: XmlDialect> Hook<'a, S> for AnswerHook {
         at_root: bool,
     ) -> Result<bool, Refusal> {
         if name == S::FRAME.output && (at_root || S::FRAME.header.is_none()) {
-            if self.output.is_some() {
-                return Err(Refusal::new(
-                    ErrorCode::DuplicateField,
-                    "output: given twice",
-                ));
-            }
-            let mut body = AnswerBody::empty(self.infno);
-            d.push(Step::Name("output"));
-            d.record(body.record_mut(), start, empty, &mut NoHook, &[])?;
-            d.pop();
-            self.output = Some(body);
+            let infno = self.infno;
+            d.body(
+                &mut self.output,
+                "output",
+                start,
+                empty,
+                AnswerBody::record_mut,
+                || Ok(AnswerBody::empty(infno)),
+            )?;
             return Ok(true);
         }
         Ok(false)
@@ -724,6 +708,32 @@ impl<'a, 'l, S: XmlDialect> Decoder<'a, 'l, S> {
     /// A refusal from reading XML, with the trail to where it was found.
     fn refused(&self, refusal: Refusal) -> Refusal {
         self.trail.refuse(refusal.code, refusal.detail)
+    }
+
+    /// A message's body element (`input`, `output`), its start read, into
+    /// `slot`: refused when the message gave one already, before `empty_body`
+    /// is asked for the record to read it into.
+    fn body<B>(
+        &mut self,
+        slot: &mut Option<B>,
+        step: &'static str,
+        start: &Tag<'a>,
+        empty: bool,
+        record_mut: fn(&mut B) -> &mut dyn Record,
+        empty_body: impl FnOnce() -> Result<B, Refusal>,
+    ) -> Result<(), Refusal> {
+        if slot.is_some() {
+            return Err(Refusal::new(
+                ErrorCode::DuplicateField,
+                format!("{step}: given twice"),
+            ));
+        }
+        let mut body = empty_body()?;
+        self.push(Step::Name(step));
+        self.record(record_mut(&mut body), start, empty, &mut NoHook, &[])?;
+        self.pop();
+        *slot = Some(body);
+        Ok(())
     }
 
     fn push(&mut self, step: Step<'static>) {
