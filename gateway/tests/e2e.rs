@@ -598,3 +598,89 @@ async fn beyond_the_concurrency_bound_requests_are_shed_at_once() {
     );
     assert_eq!(slow.await.unwrap().status, 200);
 }
+
+/// A fee upload of `lines` lines (the fixture's first line, numbered anew),
+/// in the national dialect and in tj XML (GB18030, edited as bytes: every
+/// marker is ASCII, which GB18030 never uses inside a character).
+fn fee_upload(lines: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut national: serde_json::Value =
+        serde_json::from_str(&fixture("2204-request.json")).unwrap();
+    let first = national["input"]["feedetail"][0].clone();
+    national["input"]["feedetail"] = (0..lines)
+        .map(|n| {
+            let mut line = first.clone();
+            line["feedetl_sn"] = format!("F{n:05}").into();
+            line
+        })
+        .collect();
+    let tj = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../contracts/fixtures/tj/2204-request.xml"),
+    )
+    .unwrap();
+    let find = |needle: &[u8]| tj.windows(needle.len()).position(|w| w == needle).unwrap();
+    let (start, end) = (find(b"<ROW>"), find(b"</ROW>") + b"</ROW>".len());
+    let row = &tj[start..end];
+    let serial = find(b"F0001") - start;
+    let mut xml = tj[..start].to_vec();
+    for n in 0..lines {
+        xml.extend_from_slice(&row[..serial]);
+        xml.extend_from_slice(format!("F{n:04}").as_bytes());
+        xml.extend_from_slice(&row[serial + 5..]);
+        xml.push(b'\n');
+    }
+    let rest = find(b"</FYMX>");
+    xml.extend_from_slice(&tj[rest..]);
+    (serde_json::to_vec(&national).unwrap(), xml)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fee_upload_of_thousands_of_lines_is_answered_line_by_line_beside_small_messages() {
+    const LINES: usize = 3000;
+    let world = World::start(
+        "fee-upload",
+        Settings {
+            body_bytes_max: 4 << 20,
+            ..Settings::default()
+        },
+    );
+    let hospital = world.client(BEIJING_HOSPITAL);
+    let (national, tj) = fee_upload(LINES);
+    assert!(national.len().min(tj.len()) > 1 << 20);
+    let lookup = fixture("1101-request.json").into_bytes();
+    let (national_url, tj_url) = (world.url(NATIONAL), world.url("/v1/messages/tj"));
+    let (national_answer, tj_answer, small) = tokio::join!(
+        hospital.post(&national_url, national),
+        hospital.post(&tj_url, tj),
+        hospital.post(&national_url, lookup),
+    );
+    assert_eq!((small.status, small.infcode()), (200, 0));
+    // The national answer: one classification per line, in the lines' order.
+    assert_eq!(national_answer.status, 200);
+    let json = national_answer.json();
+    assert_eq!(json["infcode"], 0, "{json}");
+    let result = json["output"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), LINES);
+    for (n, line) in result.iter().enumerate() {
+        assert_eq!(line["feedetl_sn"], format!("F{n:05}"));
+    }
+    let raw = String::from_utf8_lossy(&national_answer.body);
+    assert_eq!(raw.matches("\"det_item_fee_sumamt\":25.20,").count(), LINES);
+    // The tj answer (GB18030 XML, read as bytes: its markers are ASCII): as
+    // many rows, the last line's among them.
+    assert_eq!(tj_answer.status, 200);
+    let count = |needle: &[u8]| {
+        tj_answer
+            .body
+            .windows(needle.len())
+            .filter(|w| *w == needle)
+            .count()
+    };
+    assert_eq!(count(b"<JYZTM>0</JYZTM>"), 1);
+    assert_eq!(count(b"<ROW>"), LINES);
+    assert_eq!(count(b"<MXXMFYZE>25.20</MXXMFYZE>"), LINES);
+    assert_eq!(
+        count(format!("<FYMXLSH>F{:04}</FYMXLSH>", LINES - 1).as_bytes()),
+        1
+    );
+}

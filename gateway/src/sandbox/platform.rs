@@ -24,6 +24,7 @@ use adapters::Dialect;
 use bytes::Bytes;
 use chrono::Datelike;
 use contracts::model::envelope::AnswerEnvelope;
+use contracts::model::fee::{FeeDetail, FeeResult};
 use contracts::model::reconciliation::{
     DetailCheck, DetailCheckOutput, DetailDifference, TotalsCheck, TotalsCheckOutput, TotalsResult,
 };
@@ -225,6 +226,31 @@ fn period(begin: &Option<Date>, end: &Option<Date>) -> Result<(Date, Date), Stri
     Ok((from, to))
 }
 
+/// A fee upload's answer (2204, 2301): one classification per line, as
+/// platforms answer it, each line wholly in the policy's scope.
+fn classified(infno: Infno, lines: &[FeeDetail]) -> AnswerBody {
+    let mut body = AnswerBody::empty(infno);
+    if let AnswerBody::OutpatientFeeUpload(output) | AnswerBody::InpatientFeeUpload(output) =
+        &mut body
+    {
+        output.result = lines
+            .iter()
+            .map(|line| FeeResult {
+                feedetl_sn: line.feedetl_sn.clone(),
+                det_item_fee_sumamt: line.det_item_fee_sumamt,
+                cnt: line.cnt,
+                pric: line.pric,
+                fulamt_ownpay_amt: Some(Money::ZERO),
+                overlmt_amt: Some(Money::ZERO),
+                preselfpay_amt: Some(Money::ZERO),
+                inscp_scp_amt: line.det_item_fee_sumamt,
+                ..Default::default()
+            })
+            .collect();
+    }
+    body
+}
+
 /// A record failure, as a platform answer's err_msg.
 fn record_failed(error: &anyhow::Error) -> String {
     tracing::error!(error = format!("{error:#}"), "sandbox record failed");
@@ -304,6 +330,9 @@ impl State {
                 // names its person; acknowledge when it committed nothing.
                 self.reverse(request, &i.data, &msgid)
                     .map(|()| Some(AnswerBody::empty(infno)))
+            }
+            RequestBody::OutpatientFeeUpload(i) | RequestBody::InpatientFeeUpload(i) => {
+                Ok(Some(classified(infno, &i.feedetail)))
             }
             RequestBody::TotalsCheck(i) => self.totals_check(request, &i.data).map(Some),
             RequestBody::DetailCheck(i) => self.detail_check(request, &i.data).map(Some),
