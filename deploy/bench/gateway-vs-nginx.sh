@@ -29,7 +29,12 @@
 #  7. times the journal's added latency: the same 2207s at a low open-loop
 #     rate through the gateway with and without its ledger at the same time,
 #     against two fsyncs timed alone just before and after;
-#  8. prints the gateway/nginx ratios, with the servers' CPU time per request
+#  8. runs the ledger alone (`journal_tps`: $CONNECTIONS writers journalling
+#     settlements pending then final, each durable, replies the size of the
+#     2207 answer; no TLS, no translation): the most settlements per second
+#     this machine's disk and SQLite allow at this concurrency, a ceiling on
+#     (b) whatever the gateway does, printed as a ratio to nginx's (b);
+#  9. prints the gateway/nginx ratios, with the servers' CPU time per request
 #     (from /proc: the gateway's process, nginx's workers), and writes every
 #     run's JSON to $WORK.
 #
@@ -57,6 +62,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 # shellcheck source=deploy/bench/common.sh
 . "$ROOT/deploy/bench/common.sh"
 bench_build
+(cd "$ROOT" && cargo build --release -q -p ledger --example journal_tps)
 bench_pki_and_bodies
 
 STANDIN_PORT=$(free_port); NGINX_PORT=$(free_port); GATEWAY_PORT=$(free_port); BARE_PORT=$(free_port)
@@ -271,6 +277,13 @@ jq -s '{fsync_p50_ms: (map(.fsync_p50_ms) | add / 2), pair_p50_ms: (map(.pair_p5
         before: .[0], after: .[1]}' "$WORK/fsync-before.json" "$WORK/fsync-after.json" >"$WORK/fsync.json"
 FSYNC_MS=$(jq '.fsync_p50_ms' "$WORK/fsync.json")
 
+echo "the ledger alone: $CONNECTIONS writers, $DURATION s"
+mkdir -p "$WORK/ledger-alone"
+"$ROOT/target/release/examples/journal_tps" --url "sqlite://$WORK/ledger-alone/ledger.db" \
+    --writers "$CONNECTIONS" --seconds "$DURATION" \
+    --reply-bytes "$(wc -c <"$ROOT/contracts/fixtures/tj/2207-answer.xml")" >"$WORK/ledger-alone.txt"
+grep RESULT "$WORK/ledger-alone.txt"
+
 python3 - "$WORK" "$FSYNC_MS" <<'EOF'
 import json, sys
 work, fsync = sys.argv[1], float(sys.argv[2])
@@ -293,6 +306,11 @@ for s, label, tgoal, extra in (("a", "(a) 1101/2204/2301", 1.0, 1.0), ("b", "(b)
     limit = n["latency_ms"]["p99"] + extra
     line(f"{label} p99 at {n['rate']}/s (70% of nginx max)", f"{g['latency_ms']['p99']:.2f} ms", f"{n['latency_ms']['p99']:.2f} ms",
          f"ratio {g['latency_ms']['p99'] / n['latency_ms']['p99']:.2f}x; goal <= {limit:.2f} ms", g["latency_ms"]["p99"] <= limit)
+alone = dict(kv.split("=") for kv in open(f"{work}/ledger-alone.txt").read().split("RESULT", 1)[1].split())
+n = r("nginx-b-max")
+ceiling = float(alone["settlements_per_s"]) / n["throughput_rps"]
+line("(b) ceiling: the ledger alone (journal_tps), settlements/s", f"{float(alone['settlements_per_s']):.0f}/s", f"{n['throughput_rps']:.0f}/s",
+     f"ratio {ceiling:.2f}x: the most (b) can reach here at this concurrency", None)
 a, b = r("bare-b-low"), r("gateway-b-low")
 probe = json.load(open(f"{work}/fsync.json"))
 for q, pair in (("p50", probe["pair_p50_ms"]), ("p99", probe["pair_p99_ms"])):
