@@ -18,24 +18,45 @@ pub fn shanghai() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
 }
 
+/// "00" to "99", for [`push_padded`]: a two-digit field is one slice of it.
+const PAIRS: &str = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
 /// Appends `value` in decimal, zero-padded to `width` digits: what
-/// `{:0width$}` writes, without the formatting machinery.
+/// `{:0width$}` writes, without the formatting machinery. The widths of
+/// dates and times (2, 3 and 4) are written two digits at a time.
 fn push_padded(out: &mut String, value: u32, width: usize) {
-    let mut buf = [b'0'; 10];
-    let mut rest = value;
-    let mut start = buf.len();
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
+    let pair = |out: &mut String, v: u32| {
+        let at = 2 * v as usize;
+        out.push_str(&PAIRS[at..at + 2]);
+    };
+    match (width, value) {
+        (2, 0..=99) => pair(out, value),
+        (3, 0..=999) => {
+            out.push(char::from(b'0' + (value / 100) as u8));
+            pair(out, value % 100);
+        }
+        (4, 0..=9999) => {
+            pair(out, value / 100);
+            pair(out, value % 100);
+        }
+        _ => {
+            let mut buf = [b'0'; 10];
+            let mut rest = value;
+            let mut start = buf.len();
+            loop {
+                start -= 1;
+                buf[start] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+                if rest == 0 {
+                    break;
+                }
+            }
+            for _ in buf.len() - start..width {
+                out.push('0');
+            }
+            out.extend(buf[start..].iter().map(|&b| char::from(b)));
         }
     }
-    for _ in buf.len() - start..width {
-        out.push('0');
-    }
-    out.extend(buf[start..].iter().map(|&b| char::from(b)));
 }
 
 /// Appends a year as `{:04}` writes it.
@@ -388,6 +409,18 @@ mod tests {
                 let mut national = String::new();
                 t.write_national(&mut national);
                 assert_eq!(national, t.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn padded_numbers_are_the_formatted_ones() {
+        let values = (0..=12_000).chain([99_999, 123_456, 4_294_967_295]);
+        for value in values {
+            for width in 0..=6 {
+                let mut out = String::from("x");
+                push_padded(&mut out, value, width);
+                assert_eq!(out, format!("x{value:0width$}"), "{value} in {width}");
             }
         }
     }
