@@ -307,23 +307,25 @@ pub type Age = Fixed<1, 3>;
 mod tests {
     use super::*;
 
+    /// What the formatting machinery writes for `value / 10^scale`.
+    fn reference(value: i64, scale: u32) -> String {
+        let divisor = 10u64.pow(scale);
+        let m = value.unsigned_abs();
+        let sign = if value < 0 { "-" } else { "" };
+        if scale == 0 {
+            format!("{sign}{m}")
+        } else {
+            format!(
+                "{sign}{}.{:0w$}",
+                m / divisor,
+                m % divisor,
+                w = scale as usize
+            )
+        }
+    }
+
     #[test]
     fn write_scaled_writes_what_the_format_writes() {
-        let reference = |value: i64, scale: u32| {
-            let divisor = 10u64.pow(scale);
-            let m = value.unsigned_abs();
-            let sign = if value < 0 { "-" } else { "" };
-            if scale == 0 {
-                format!("{sign}{m}")
-            } else {
-                format!(
-                    "{sign}{}.{:0w$}",
-                    m / divisor,
-                    m % divisor,
-                    w = scale as usize
-                )
-            }
-        };
         let values = [
             0,
             1,
@@ -457,6 +459,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn write_scaled_agrees_with_the_format(value in proptest::num::i64::ANY, scale in 0u32..20) {
+            let mut out = String::new();
+            write_scaled(&mut out, value, scale).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            proptest::prop_assert_eq!(out, reference(value, scale));
+        }
+
         #[test]
         fn money_text_round_trips(fen in -Money::MAX_ABS_FEN..=Money::MAX_ABS_FEN) {
             let money = Money::from_fen(fen).ok_or(DecimalError::OutOfRange)?;
