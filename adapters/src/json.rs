@@ -192,14 +192,7 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         // Fast path: no escapes. Eight bytes at a time while none of them
         // ends the plain run (a quote, a backslash, a control character).
-        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            if ends_plain_run(u64::from_le_bytes(word)) {
-                break;
-            }
-            self.pos += 8;
-        }
+        self.pos = past_plain_words(self.bytes, self.pos);
         loop {
             match self.bytes.get(self.pos) {
                 None => return Err(self.error("unterminated string")),
@@ -370,14 +363,31 @@ fn ends_plain_run(word: u64) -> bool {
     quote | backslash | control != 0
 }
 
+/// Where the run of plain string bytes from `pos` ends, to the nearest
+/// 8 bytes below: the first word of 8 bytes from there that holds a byte
+/// [`ends_plain_run`] stops at, or fewer than 8 bytes before the end.
+fn past_plain_words(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if ends_plain_run(u64::from_le_bytes(word)) {
+            break;
+        }
+        pos += 8;
+    }
+    pos
+}
+
 pub fn write_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
-    // Nearly every string needs no escape: one pass without early exits
-    // (which the compiler vectorizes), then one copy.
-    if bytes.iter().fold(true, |plain, &b| {
-        plain & (b >= 0x20 && b != b'"' && b != b'\\')
-    }) {
+    // Nearly every string needs no escape: checked 8 bytes at a time, then
+    // copied at once.
+    let checked = past_plain_words(bytes, 0);
+    if bytes[checked..]
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+    {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
