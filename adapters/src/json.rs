@@ -348,7 +348,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Appends `text` as a JSON string, quoted and escaped.
 /// Whether any of the eight bytes of `word` is a quote, a backslash or a
 /// control character (below 0x20), by the "has a zero byte" and "has a byte
 /// less than n" tricks of Bit Twiddling Hacks: each is exact for the word as
@@ -378,6 +377,7 @@ fn past_plain_words(bytes: &[u8], mut pos: usize) -> usize {
     pos
 }
 
+/// Appends `text` as a JSON string, quoted and escaped.
 pub fn write_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
