@@ -635,7 +635,7 @@ fn fee_upload(lines: usize) -> (Vec<u8>, Vec<u8>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fee_upload_of_thousands_of_lines_is_answered_line_by_line_beside_small_messages() {
+async fn a_fee_upload_of_thousands_of_lines_is_answered_line_by_line_beside_a_lookup() {
     const LINES: usize = 3000;
     let world = World::start(
         "fee-upload",
