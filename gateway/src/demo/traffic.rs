@@ -420,6 +420,32 @@ impl His {
         }
     }
 
+    /// Settles, and cancels what settled in `cancel_percent`% of cases (the
+    /// cancel of the settlement's own transaction, for the same visit).
+    async fn settle_then_maybe_cancel(
+        &mut self,
+        insured: Admdvs,
+        psn_no: &str,
+        request: Request,
+        scenario: &'static str,
+        cancel_percent: u64,
+        tally: &Mutex<Tally>,
+    ) {
+        let settled = request.infno();
+        let mdtrt_id = match &request.input {
+            RequestBody::OutpatientSettle(i) | RequestBody::InpatientSettle(i) => {
+                i.data.mdtrt_id.clone()
+            }
+            RequestBody::PharmacySettle(i) => i.data.mdtrt_id.clone(),
+            _ => None,
+        };
+        let setl_id = self.settle(insured, psn_no, request, scenario, tally).await;
+        if let (Some(setl_id), true) = (setl_id, self.rng.chance(cancel_percent)) {
+            self.cancel(insured, psn_no, mdtrt_id, setl_id, settled, tally)
+                .await;
+        }
+    }
+
     async fn outpatient(&mut self, chronic: bool, tally: &Mutex<Tally>) {
         let (id, insured) = self.patient(chronic);
         let Some(psn_no) = self.lookup(&id, insured, tally).await else {
@@ -527,20 +553,8 @@ impl His {
                 ..Default::default()
             }),
         );
-        let setl_id = self
-            .settle(insured, &psn_no, request, scenario, tally)
+        self.settle_then_maybe_cancel(insured, &psn_no, request, scenario, 8, tally)
             .await;
-        if let (Some(setl_id), true) = (setl_id, self.rng.chance(8)) {
-            self.cancel(
-                insured,
-                &psn_no,
-                mdtrt_id,
-                setl_id,
-                Infno::OutpatientSettle,
-                tally,
-            )
-            .await;
-        }
     }
 
     async fn inpatient(&mut self, tally: &Mutex<Tally>) {
@@ -623,20 +637,8 @@ impl His {
                 ..Default::default()
             }),
         );
-        let setl_id = self
-            .settle(insured, &psn_no, request, "inpatient", tally)
+        self.settle_then_maybe_cancel(insured, &psn_no, request, "inpatient", 5, tally)
             .await;
-        if let (Some(setl_id), true) = (setl_id, self.rng.chance(5)) {
-            self.cancel(
-                insured,
-                &psn_no,
-                mdtrt_id,
-                setl_id,
-                Infno::InpatientSettle,
-                tally,
-            )
-            .await;
-        }
     }
 
     async fn pharmacy(&mut self, tally: &Mutex<Tally>) {
@@ -665,20 +667,8 @@ impl His {
                 ..Default::default()
             }),
         );
-        let setl_id = self
-            .settle(insured, &psn_no, request, "pharmacy", tally)
+        self.settle_then_maybe_cancel(insured, &psn_no, request, "pharmacy", 6, tally)
             .await;
-        if let (Some(setl_id), true) = (setl_id, self.rng.chance(6)) {
-            self.cancel(
-                insured,
-                &psn_no,
-                None,
-                setl_id,
-                Infno::PharmacySettle,
-                tally,
-            )
-            .await;
-        }
     }
 
     /// A message that contradicts the caller's identity: another institution's code.
