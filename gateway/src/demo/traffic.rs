@@ -512,7 +512,7 @@ impl His {
             }),
         );
         self.call(&pre, tally).await;
-        let mut data = self.settle_data(&id, &psn_no, mdtrt_id.clone(), med_type, total, &batch);
+        let mut data = self.settle_data(&id, &psn_no, mdtrt_id, med_type, total, &batch);
         if self.rng.chance(2) && self.institution.dialect == "national" {
             // A HIS bug: an amount with three decimals. The gateway must refuse it.
             data.medfee_sumamt = None;
@@ -621,7 +621,7 @@ impl His {
             }),
         );
         self.call(&request, tally).await;
-        let data = self.settle_data(&id, &psn_no, mdtrt_id.clone(), None, total, &batch);
+        let data = self.settle_data(&id, &psn_no, mdtrt_id, None, total, &batch);
         let pre = self.request(
             insured,
             RequestBody::InpatientPreSettle(SettleInput {
