@@ -348,10 +348,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Whether any of the eight bytes of `word` is a quote, a backslash or a
-/// control character (below 0x20), by the "has a zero byte" and "has a byte
-/// less than n" tricks of Bit Twiddling Hacks: each is exact for the word as
-/// a whole (a borrow into a higher byte needs a lower byte that matched).
+/// Whether `byte` ends a run of plain string bytes: a quote, a backslash or
+/// a control character (below 0x20).
+fn ends_plain(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
+}
+
+/// Whether any of the eight bytes of `word` [`ends_plain`], by the "has a
+/// zero byte" and "has a byte less than n" tricks of Bit Twiddling Hacks:
+/// each is exact for the word as a whole (a borrow into a higher byte needs a
+/// lower byte that matched).
 fn ends_plain_run(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -384,10 +390,7 @@ pub fn write_string(out: &mut Vec<u8>, text: &str) {
     // Nearly every string needs no escape: checked 8 bytes at a time, then
     // copied at once.
     let checked = past_plain_words(bytes, 0);
-    if bytes[checked..]
-        .iter()
-        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
-    {
+    if !bytes[checked..].iter().any(|&b| ends_plain(b)) {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
@@ -463,7 +466,7 @@ mod tests {
                 proptest::prelude::Just(0xff_u8), 0x21_u8..0x7f, proptest::prelude::any::<u8>(),
             ])
         ) {
-            let byte_ends = word.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            let byte_ends = word.iter().any(|&b| ends_plain(b));
             proptest::prop_assert_eq!(ends_plain_run(u64::from_le_bytes(word)), byte_ends);
         }
     }
